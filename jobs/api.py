@@ -1,0 +1,350 @@
+"""The only write path into RQ: enqueue, retry, cancel and delete tracked jobs.
+
+Each job's row is written in the caller's transaction and its RQ job, whose id is the
+row's UUID, is pushed only after commit. If Redis is down then, the row stays pending
+with ``pushed_at`` empty and the reconciler pushes it later; ``unique=True`` makes a
+second push of the same id a no-op, so a job is never lost and never queued twice.
+"""
+
+from __future__ import annotations
+
+import functools
+import json
+import logging
+import re
+from collections.abc import Callable, Iterable, Sequence
+from dataclasses import dataclass
+from datetime import timedelta
+from typing import Any
+
+import redis
+from django.conf import settings
+from django.db import transaction
+from django.utils import timezone
+from rq import Retry
+from rq.exceptions import DuplicateJobError, InvalidJobOperation, NoSuchJobError
+from rq.job import Job
+
+from .connection import get_connection, get_queue
+from .models import AuditEntry, BackgroundTaskRecord, Status
+
+logger = logging.getLogger(__name__)
+
+REDIS_ERRORS = (redis.exceptions.ConnectionError, redis.exceptions.TimeoutError)
+DOTTED_PATH = re.compile(r"^[A-Za-z_][\w]*(\.[A-Za-z_][\w]*)+$")
+
+
+class ActionNotAllowed(Exception):
+    """An operator action that does not apply to the job in its current state."""
+
+
+# --- enqueue -----------------------------------------------------------------
+
+def func_path_of(func_or_path: Callable | str) -> str:
+    """The dotted import path RQ will call: 'package.module.function'."""
+    if isinstance(func_or_path, str):
+        path = func_or_path
+    elif callable(func_or_path):
+        path = getattr(func_or_path, "jobs_path", None) or f"{func_or_path.__module__}.{func_or_path.__qualname__}"
+        if "<" in path:
+            raise TypeError(f"{path} is not importable by a worker: enqueue a module-level function")
+    else:
+        raise TypeError(f"expected a function or a dotted path, got {type(func_or_path).__name__}")
+    if not DOTTED_PATH.match(path) or len(path) > 255:
+        raise TypeError(f"{path!r} is not a dotted path like 'package.module.function'")
+    return path
+
+
+def _check_json(args: Sequence, kwargs: dict) -> None:
+    """Refuse, naming it, the first argument that cannot be stored as JSON."""
+    named = [(f"positional argument {i} ({type(v).__name__})", v) for i, v in enumerate(args)]
+    named += [(f"keyword argument {k!r} ({type(v).__name__})", v) for k, v in kwargs.items()]
+    total = 2
+    for name, value in named:
+        try:
+            total += len(json.dumps(value, allow_nan=False))
+        except (TypeError, ValueError) as exc:
+            raise TypeError(f"{name} is not JSON-serializable: {exc}") from None
+        except RecursionError:
+            raise TypeError(f"{name} is nested too deeply to store") from None
+    if total > settings.JOBS_ARGS_MAX_BYTES:
+        raise ValueError(f"arguments are {total} bytes as JSON; the limit is {settings.JOBS_ARGS_MAX_BYTES}")
+
+
+def _seconds(value: timedelta | int | float | None) -> float | None:
+    if value is None:
+        return None
+    return value.total_seconds() if isinstance(value, timedelta) else float(value)
+
+
+def _intervals(retry_intervals: int | Sequence[int] | None) -> list[int]:
+    if retry_intervals is None:
+        return []
+    if isinstance(retry_intervals, (int, float)):
+        return [int(retry_intervals)]
+    return [int(i) for i in retry_intervals]
+
+
+def build_record(func_or_path, args: Sequence = (), kwargs: dict | None = None, *, queue: str = "default",
+                 retries: int = 0, retry_intervals=None, timeout: int | None = None,
+                 delay=None) -> BackgroundTaskRecord:
+    """Validate one call and return its unsaved record. Raises TypeError/ValueError on bad input."""
+    kwargs = kwargs or {}
+    func_path = func_path_of(func_or_path)
+    if queue not in settings.RQ_QUEUES:
+        raise ValueError(f"unknown queue {queue!r}; configured: {', '.join(settings.RQ_QUEUES)}")
+    if retries < 0:
+        raise ValueError("retries must be 0 or more")
+    if timeout is not None and (timeout == 0 or timeout < -1):
+        raise ValueError("timeout must be a positive number of seconds, or -1 for no limit")
+    _check_json(args, kwargs)
+    now = timezone.now()
+    delay_s = _seconds(delay)
+    return BackgroundTaskRecord(
+        func_path=func_path, args=list(args), kwargs=dict(kwargs), queue_name=queue,
+        max_retries=retries, retry_intervals=_intervals(retry_intervals),
+        timeout=timeout or settings.RQ_QUEUES[queue].get("DEFAULT_TIMEOUT", settings.JOBS_DEFAULT_TIMEOUT),
+        enqueued_at=now, scheduled_for=now + timedelta(seconds=delay_s) if delay_s else None,
+    )
+
+
+def enqueue(func_or_path: Callable | str, *args, queue: str = "default", retries: int = 0,
+            retry_intervals: int | Sequence[int] | None = None, timeout: int | None = None,
+            delay: timedelta | int | float | None = None, **kwargs) -> BackgroundTaskRecord:
+    """Record a job in the caller's transaction and push it to RQ once that commits.
+
+    A rolled-back transaction leaves neither row nor job. Arguments must be JSON: the
+    first one that is not raises TypeError before anything is written.
+    """
+    record = build_record(func_or_path, args, kwargs, queue=queue, retries=retries,
+                          retry_intervals=retry_intervals, timeout=timeout, delay=delay)
+    record.save(force_insert=True)
+    transaction.on_commit(functools.partial(push, record))
+    return record
+
+
+@dataclass(frozen=True)
+class Call:
+    """One call for enqueue_many: Call(func, 1, 2, key="value")."""
+
+    func: Callable | str
+    args: tuple
+    kwargs: dict
+
+    def __init__(self, func: Callable | str, *args, **kwargs):
+        object.__setattr__(self, "func", func)
+        object.__setattr__(self, "args", args)
+        object.__setattr__(self, "kwargs", kwargs)
+
+
+def enqueue_many(calls: Iterable[Call], *, queue: str = "default", retries: int = 0,
+                 retry_intervals=None, timeout: int | None = None) -> list[BackgroundTaskRecord]:
+    """Enqueue many jobs with one INSERT and, after commit, one Redis pipeline."""
+    records = [build_record(c.func, c.args, c.kwargs, queue=queue, retries=retries,
+                            retry_intervals=retry_intervals, timeout=timeout) for c in calls]
+    BackgroundTaskRecord.objects.bulk_create(records, batch_size=2000)
+    transaction.on_commit(functools.partial(push_many, records))
+    return records
+
+
+def job(queue: str = "default", retries: int = 0, retry_intervals=None, timeout: int | None = None):
+    """Decorator giving a function an ``.enqueue(*args, **kwargs)`` shortcut with these options."""
+    def decorate(func):
+        func.enqueue = functools.partial(enqueue, func, queue=queue, retries=retries,
+                                         retry_intervals=retry_intervals, timeout=timeout)
+        return func
+    return decorate
+
+
+# --- pushing to RQ -------------------------------------------------------------
+
+def _rq_job(record: BackgroundTaskRecord, queue) -> Job:
+    retry = None
+    if record.max_retries:
+        retry = Retry(max=record.max_retries, interval=record.retry_intervals or 0)
+    return queue.create_job(
+        record.func_path, args=record.args, kwargs=record.kwargs, job_id=str(record.pk),
+        timeout=record.timeout, result_ttl=settings.JOBS_RESULT_TTL, retry=retry,
+        description=record.func_path,
+    )
+
+
+def push(record: BackgroundTaskRecord) -> bool:
+    """Write the record's RQ job to Redis, once. Returns False (and logs) if Redis is unreachable."""
+    try:
+        queue = get_queue(record.queue_name)
+        rq_job = _rq_job(record, queue)
+        try:
+            if record.scheduled_for and record.scheduled_for > timezone.now():
+                queue.schedule_job(rq_job, record.scheduled_for, unique=True)
+            else:
+                queue.enqueue_job(rq_job, unique=True)
+        except DuplicateJobError:
+            pass  # pushed before: the job already exists under this id
+    except REDIS_ERRORS as exc:
+        logger.warning("job %s stays pending, Redis unreachable: %s (the reconciler will push it)", record.pk, exc)
+        return False
+    record.mark_pushed()
+    return True
+
+
+def push_many(records: Sequence[BackgroundTaskRecord]) -> int:
+    """Push fresh records in one pipeline per queue; returns how many were pushed."""
+    by_queue: dict[str, list[BackgroundTaskRecord]] = {}
+    for record in records:
+        by_queue.setdefault(record.queue_name, []).append(record)
+    pushed = []
+    for queue_name, group in by_queue.items():
+        queue = get_queue(queue_name)
+        try:
+            with queue.connection.pipeline() as pipe:
+                for record in group:
+                    # Fresh UUIDs cannot collide, so the plain (non-unique) enqueue is safe here.
+                    queue.enqueue_job(_rq_job(record, queue), pipeline=pipe)
+                pipe.execute()
+        except REDIS_ERRORS as exc:
+            logger.warning("%d jobs stay pending, Redis unreachable: %s", len(group), exc)
+            continue
+        pushed += [r.pk for r in group]
+    if pushed:
+        BackgroundTaskRecord.objects.filter(pk__in=pushed, status=Status.PENDING).update(pushed_at=timezone.now())
+    return len(pushed)
+
+
+# --- operator actions --------------------------------------------------------------
+
+def audit(user, action: str, record: BackgroundTaskRecord | None = None, outcome: str = "ok",
+          **detail) -> AuditEntry:
+    """Write one audit row: who did what to which record."""
+    authenticated = user is not None and getattr(user, "is_authenticated", False)
+    return AuditEntry.objects.create(
+        user=user if authenticated else None,
+        username=user.get_username() if authenticated else "system",
+        action=action, record_id=record.pk if record else None, outcome=outcome, detail=detail,
+    )
+
+
+def retry(record: BackgroundTaskRecord, user=None) -> BackgroundTaskRecord:
+    """Run a failed or cancelled job again as the next attempt of the same row.
+
+    The conditional UPDATE to pending is the lock: of concurrent retries exactly one
+    wins, the others raise ActionNotAllowed and push nothing.
+    """
+    with transaction.atomic():
+        if not record.mark_requeued():
+            record.refresh_from_db(fields=["status"])
+            raise ActionNotAllowed(f"only failed or cancelled jobs can be retried; this one is {record.status}")
+        audit(user, "retry", record)
+        transaction.on_commit(functools.partial(_replace_and_push, record))
+    return record
+
+
+def _replace_and_push(record: BackgroundTaskRecord) -> None:
+    try:
+        _delete_rq_job(record)
+    except REDIS_ERRORS as exc:
+        logger.warning("retry of %s waits for Redis: %s", record.pk, exc)
+        return
+    push(record)
+
+
+def _delete_rq_job(record: BackgroundTaskRecord) -> None:
+    """Remove the record's RQ job and its registry entries, if Redis still has them."""
+    try:
+        Job.fetch(str(record.pk), connection=get_connection(record.queue_name)).delete(remove_from_queue=True)
+    except NoSuchJobError:
+        pass
+
+
+def cancel(record: BackgroundTaskRecord, user=None) -> str:
+    """Cancel a job: a pending one leaves its queue at once ("cancelled"); a running one
+    is sent RQ's stop command and ends cancelled when its worker confirms ("stopping").
+    """
+    record.refresh_from_db()
+    if record.status == Status.PENDING:
+        try:
+            _cancel_in_redis(record)
+        except REDIS_ERRORS as exc:
+            raise ActionNotAllowed(f"Redis is unreachable, the job was not cancelled: {exc}") from None
+        with transaction.atomic():
+            if record.mark_cancelled(reason=f"cancelled by {_name(user)}"):
+                audit(user, "cancel", record, outcome="cancelled")
+                return "cancelled"
+        record.refresh_from_db()  # a worker picked it up meanwhile: stop it instead
+    if record.status == Status.RUNNING:
+        with transaction.atomic():
+            record.mark_cancel_requested()
+            audit(user, "cancel", record, outcome="stopping", worker=record.worker_name)
+        send_stop(record)
+        return "stopping"
+    raise ActionNotAllowed(f"only pending or running jobs can be cancelled; this one is {record.status}")
+
+
+def _cancel_in_redis(record: BackgroundTaskRecord) -> None:
+    connection = get_connection(record.queue_name)
+    try:
+        rq_job = Job.fetch(str(record.pk), connection=connection)
+        rq_job.cancel()
+    except (NoSuchJobError, InvalidJobOperation):
+        pass  # gone already, or cancelled already: the row decides
+
+
+def send_stop(record: BackgroundTaskRecord) -> bool:
+    """Send RQ's stop-job command for a running record; False if no worker holds it yet."""
+    from rq.command import send_stop_job_command
+
+    try:
+        send_stop_job_command(get_connection(record.queue_name), str(record.pk))
+        return True
+    except (NoSuchJobError, InvalidJobOperation, *REDIS_ERRORS) as exc:
+        logger.info("stop of %s not sent now (%s); the reconciler will resend it", record.pk, exc)
+        return False
+
+
+def delete(record: BackgroundTaskRecord, user=None) -> None:
+    """Delete a finished job's row and whatever Redis still holds of it."""
+    if not record.is_final:
+        raise ActionNotAllowed(f"only finished jobs can be deleted; this one is {record.status}; cancel it first")
+    try:
+        _delete_rq_job(record)
+    except REDIS_ERRORS as exc:
+        logger.warning("deleting %s: Redis unreachable, its RQ keys expire on their own: %s", record.pk, exc)
+    with transaction.atomic():
+        audit(user, "delete", record, func_path=record.func_path, status=record.status)
+        deleted, _ = BackgroundTaskRecord.objects.filter(pk=record.pk, status__in=[
+            Status.COMPLETED, Status.FAILED, Status.CANCELLED]).delete()
+        if not deleted:
+            raise ActionNotAllowed("the job changed state meanwhile; nothing was deleted")
+
+
+def _name(user) -> str:
+    return user.get_username() if user is not None and getattr(user, "is_authenticated", False) else "system"
+
+
+# --- queues --------------------------------------------------------------------------
+
+def paused_queues() -> set[str]:
+    """Names of the queues an operator paused; workers skip them (see jobs.worker)."""
+    from .worker import PAUSED_KEY
+
+    return {m.decode() for m in get_connection().smembers(PAUSED_KEY)}
+
+
+def pause_queue(queue_name: str, user=None) -> None:
+    """Pause a queue: it keeps its jobs, workers stop taking new ones from it."""
+    _set_paused(queue_name, True, user)
+
+
+def resume_queue(queue_name: str, user=None) -> None:
+    """Resume a paused queue."""
+    _set_paused(queue_name, False, user)
+
+
+def _set_paused(queue_name: str, paused: bool, user) -> None:
+    from .worker import PAUSED_KEY
+
+    if queue_name not in settings.RQ_QUEUES:
+        raise ActionNotAllowed(f"unknown queue {queue_name!r}")
+    connection = get_connection()
+    (connection.sadd if paused else connection.srem)(PAUSED_KEY, queue_name)
+    audit(user, "pause" if paused else "resume", queue=queue_name)

@@ -1,0 +1,50 @@
+"""The clock process: periodic duties, each in its own try so one failing never stops the others."""
+
+from __future__ import annotations
+
+import logging
+import time
+from collections.abc import Callable
+
+from django.db import close_old_connections
+
+from .reconcile import reconcile_records
+from .samples import prune_samples, take_samples
+
+logger = logging.getLogger(__name__)
+
+
+def duties(reconcile_every: float) -> list[tuple[str, float, Callable[[], str | None]]]:
+    """(name, interval in seconds, function returning a line to print or None)."""
+    def reconcile() -> str | None:
+        report = reconcile_records()
+        return report.summary() if report.changed or report.errors else None
+
+    def sample() -> str | None:
+        take_samples()
+        prune_samples()
+        return None
+
+    return [("reconcile", reconcile_every, reconcile), ("sample", 60, sample)]
+
+
+def run_clock(*, once: bool = False, write: Callable[[str], None] = print, sleep=time.sleep,
+              reconcile_every: float = 15) -> None:
+    """Run each duty when due, forever (or once)."""
+    due = {name: 0.0 for name, _, _ in duties(reconcile_every)}
+    while True:
+        for name, interval, func in duties(reconcile_every):
+            if time.monotonic() < due[name]:
+                continue
+            due[name] = time.monotonic() + interval
+            close_old_connections()
+            try:
+                line = func()
+            except Exception as exc:  # database or Redis down: log, try again next time
+                logger.exception("clock duty %s failed", name)
+                line = f"{name} failed: {exc.__class__.__name__}: {exc}"
+            if line:
+                write(line)
+        if once:
+            return
+        sleep(1)

@@ -1,0 +1,17 @@
+import time
+
+from django.conf import settings
+from django.core.management.base import BaseCommand
+
+from jobs.clock import run_clock
+
+
+class Command(BaseCommand):
+    help = "The clock process: reconcile every JOBS_RECONCILE_SECONDS, sample queues every minute."
+
+    def add_arguments(self, parser):
+        parser.add_argument("--once", action="store_true", help="run every duty once and exit")
+
+    def handle(self, *args, once=False, **options):
+        run_clock(once=once, write=self.stdout.write, sleep=time.sleep,
+                  reconcile_every=settings.JOBS_RECONCILE_SECONDS)

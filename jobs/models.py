@@ -1,0 +1,315 @@
+"""The durable job record, its attempts and the audit log.
+
+State changes have one home: the transition methods on BackgroundTaskRecord. Each is a
+conditional UPDATE (``WHERE id = … AND status IN (allowed)``), so repeating one, or
+racing another, changes nothing and reports False.
+"""
+
+from __future__ import annotations
+
+import uuid
+from datetime import datetime, timedelta
+
+from django.conf import settings
+from django.db import models, transaction
+from django.utils import timezone
+
+
+class Status(models.TextChoices):
+    PENDING = "pending", "Pending"
+    RUNNING = "running", "Running"
+    COMPLETED = "completed", "Completed"
+    FAILED = "failed", "Failed"
+    CANCELLED = "cancelled", "Cancelled"
+
+
+ACTIVE_STATES = (Status.PENDING, Status.RUNNING)
+FINAL_STATES = (Status.COMPLETED, Status.FAILED, Status.CANCELLED)
+
+
+class RecordQuerySet(models.QuerySet):
+    def pending(self):
+        return self.filter(status=Status.PENDING)
+
+    def running(self):
+        return self.filter(status=Status.RUNNING)
+
+    def failed(self):
+        return self.filter(status=Status.FAILED)
+
+    def active(self):
+        return self.filter(status__in=ACTIVE_STATES)
+
+    def finished(self):
+        return self.filter(status__in=FINAL_STATES)
+
+    def unpushed(self, older_than: timedelta = timedelta(0)):
+        """Pending rows whose RQ job was never pushed (Redis down at commit)."""
+        return self.pending().filter(pushed_at__isnull=True, enqueued_at__lt=timezone.now() - older_than)
+
+
+class BackgroundTaskRecord(models.Model):
+    """One job, from enqueue to its final state. Its id is the RQ job id."""
+
+    id = models.UUIDField(primary_key=True, default=uuid.uuid4, editable=False)
+    func_path = models.CharField(max_length=255)
+    args = models.JSONField(default=list, blank=True)
+    kwargs = models.JSONField(default=dict, blank=True)
+    queue_name = models.CharField(max_length=64, default="default")
+    status = models.CharField(max_length=16, choices=Status.choices, default=Status.PENDING)
+
+    enqueued_at = models.DateTimeField(default=timezone.now)
+    pushed_at = models.DateTimeField(null=True, blank=True, help_text="When the RQ job was written to Redis.")
+    scheduled_for = models.DateTimeField(null=True, blank=True)
+    started_at = models.DateTimeField(null=True, blank=True)
+    finished_at = models.DateTimeField(null=True, blank=True)
+    cancel_requested_at = models.DateTimeField(null=True, blank=True)
+    updated_at = models.DateTimeField(auto_now=True)
+
+    attempts = models.PositiveIntegerField(default=0)
+    max_retries = models.PositiveIntegerField(default=0)
+    retry_intervals = models.JSONField(default=list, blank=True)
+    timeout = models.IntegerField(null=True, blank=True, help_text="Seconds; -1 for no limit.")
+
+    worker_name = models.CharField(max_length=255, blank=True)
+    hostname = models.CharField(max_length=255, blank=True)
+    pid = models.IntegerField(null=True, blank=True)
+    execution_id = models.CharField(max_length=64, blank=True)
+
+    result = models.JSONField(null=True, blank=True)
+    duration_ms = models.PositiveIntegerField(null=True, blank=True)
+    error_type = models.CharField(max_length=255, blank=True)
+    error_message = models.TextField(blank=True)
+    traceback = models.TextField(blank=True)
+
+    progress = models.FloatField(null=True, blank=True)
+    progress_message = models.CharField(max_length=255, blank=True)
+
+    objects = RecordQuerySet.as_manager()
+
+    class Meta:
+        ordering = ["-enqueued_at", "-id"]
+        indexes = [
+            # The job list: newest first, optionally by state and queue, keyset-paginated.
+            models.Index(fields=["-enqueued_at", "-id"], name="record_newest"),
+            models.Index(fields=["status", "-enqueued_at", "-id"], name="record_status_newest"),
+            models.Index(fields=["queue_name", "status", "-enqueued_at"], name="record_queue_status"),
+            models.Index(fields=["func_path", "-enqueued_at"], name="record_func_newest"),
+            # Failures by group and the reconciler's scans of active rows.
+            models.Index(fields=["status", "finished_at"], name="record_status_finished"),
+        ]
+        permissions = [("operate_backgroundtaskrecord", "Can retry, cancel and delete jobs")]
+
+    def __str__(self) -> str:
+        return f"{self.func_path} [{self.status}] {self.id}"
+
+    # --- reading -----------------------------------------------------------
+    @property
+    def is_final(self) -> bool:
+        return self.status in FINAL_STATES
+
+    @property
+    def func_name(self) -> str:
+        return self.func_path.rsplit(".", 1)[-1]
+
+    @property
+    def retries_left(self) -> int:
+        return max(0, self.max_retries + 1 - self.attempts)
+
+    # --- transitions ---------------------------------------------------------
+    def _transition(self, allowed: tuple[str, ...], **fields) -> bool:
+        """UPDATE this row only if its status is in `allowed`; on success mirror `fields` on self."""
+        fields.setdefault("updated_at", timezone.now())
+        changed = type(self).objects.filter(pk=self.pk, status__in=allowed).update(**fields)
+        if changed:
+            for name, value in fields.items():
+                if not hasattr(value, "resolve_expression"):
+                    setattr(self, name, value)
+        return bool(changed)
+
+    def mark_pushed(self, at: datetime | None = None) -> bool:
+        """Note that the RQ job now exists in Redis (outbox flag)."""
+        return self._transition((Status.PENDING,), pushed_at=at or timezone.now())
+
+    def mark_running(self, *, execution_id: str, worker_name: str, hostname: str, pid: int | None,
+                     started_at: datetime | None = None) -> bool:
+        """pending → running: count the attempt and open its attempt row. Idempotent per execution."""
+        started_at = started_at or timezone.now()
+        with transaction.atomic():
+            row = (type(self).objects.select_for_update()
+                   .filter(pk=self.pk).values("status", "execution_id", "attempts").first())
+            if row is None or row["status"] not in ACTIVE_STATES or row["execution_id"] == execution_id:
+                return False
+            number = row["attempts"] + 1
+            self._transition(
+                ACTIVE_STATES, status=Status.RUNNING, attempts=number, execution_id=execution_id,
+                worker_name=worker_name, hostname=hostname, pid=pid, started_at=started_at,
+                finished_at=None, scheduled_for=None, progress=None, progress_message="",
+            )
+            # A row still `running` here lost its previous attempt without any hook landing.
+            self.attempt_set.filter(outcome=TaskAttempt.Outcome.RUNNING).update(
+                outcome=TaskAttempt.Outcome.LOST, finished_at=started_at)
+            TaskAttempt.objects.create(
+                record_id=self.pk, number=number, execution_id=execution_id, started_at=started_at,
+                worker_name=worker_name, hostname=hostname, pid=pid,
+            )
+        return True
+
+    def mark_completed(self, *, result=None, finished_at: datetime | None = None) -> bool:
+        """running (or pending, when the start hook was lost) → completed, with result and duration."""
+        finished_at = finished_at or timezone.now()
+        with transaction.atomic():
+            started_at = type(self).objects.filter(pk=self.pk).values_list("started_at", flat=True).first()
+            duration_ms = int((finished_at - started_at).total_seconds() * 1000) if started_at else None
+            done = self._transition(
+                ACTIVE_STATES, status=Status.COMPLETED, result=result, finished_at=finished_at,
+                duration_ms=max(duration_ms, 0) if duration_ms is not None else None,
+                scheduled_for=None, error_type="", error_message="", traceback="",
+                progress=1.0, cancel_requested_at=None,
+            )
+            if done:
+                self._close_attempt(TaskAttempt.Outcome.COMPLETED, finished_at)
+        return done
+
+    def mark_failed(self, *, error_type: str, error_message: str, traceback: str = "",
+                    finished_at: datetime | None = None) -> bool:
+        """running/pending → failed, keeping the last failure's error and traceback."""
+        finished_at = finished_at or timezone.now()
+        with transaction.atomic():
+            done = self._transition(
+                ACTIVE_STATES, status=Status.FAILED, finished_at=finished_at, scheduled_for=None,
+                error_type=error_type[:255], error_message=error_message, traceback=traceback,
+                cancel_requested_at=None,
+            )
+            if done:
+                self._close_attempt(TaskAttempt.Outcome.FAILED, finished_at, error_type, error_message, traceback)
+        return done
+
+    def mark_retrying(self, *, error_type: str, error_message: str, traceback: str = "",
+                      scheduled_for: datetime | None = None, finished_at: datetime | None = None) -> bool:
+        """running → pending: this attempt failed and RQ will run the job again (automatic retry)."""
+        finished_at = finished_at or timezone.now()
+        with transaction.atomic():
+            done = self._transition(
+                (Status.RUNNING, Status.PENDING), status=Status.PENDING, scheduled_for=scheduled_for,
+                error_type=error_type[:255], error_message=error_message, traceback=traceback,
+            )
+            if done:
+                self._close_attempt(TaskAttempt.Outcome.FAILED, finished_at, error_type, error_message, traceback)
+        return done
+
+    def mark_cancelled(self, *, reason: str = "", finished_at: datetime | None = None) -> bool:
+        """pending/running → cancelled."""
+        finished_at = finished_at or timezone.now()
+        with transaction.atomic():
+            done = self._transition(
+                ACTIVE_STATES, status=Status.CANCELLED, finished_at=finished_at, scheduled_for=None,
+                error_message=reason,
+            )
+            if done:
+                self._close_attempt(TaskAttempt.Outcome.CANCELLED, finished_at, error_message=reason)
+        return done
+
+    def mark_cancel_requested(self) -> bool:
+        """Flag a running job whose stop command has been sent; the worker confirms it."""
+        return self._transition((Status.RUNNING,), cancel_requested_at=timezone.now())
+
+    def mark_requeued(self) -> bool:
+        """failed/cancelled → pending: an operator's retry, the next attempt of the same row."""
+        return self._transition(
+            (Status.FAILED, Status.CANCELLED), status=Status.PENDING, pushed_at=None, scheduled_for=None,
+            started_at=None, finished_at=None, duration_ms=None, result=None, cancel_requested_at=None,
+            error_type="", error_message="", traceback="", progress=None, progress_message="",
+            enqueued_at=timezone.now(),
+        )
+
+    def _close_attempt(self, outcome: str, finished_at: datetime, error_type: str = "",
+                       error_message: str = "", traceback: str = "") -> None:
+        self.attempt_set.filter(outcome=TaskAttempt.Outcome.RUNNING).update(
+            outcome=outcome, finished_at=finished_at, error_type=error_type[:255],
+            error_message=error_message, traceback=traceback,
+        )
+
+    def set_progress(self, fraction: float | None, message: str = "") -> bool:
+        """Store a running job's progress (0..1) and message."""
+        if fraction is not None:
+            fraction = min(max(float(fraction), 0.0), 1.0)
+        return self._transition((Status.RUNNING,), progress=fraction, progress_message=message[:255])
+
+
+class TaskAttempt(models.Model):
+    """One execution of a record: every try keeps its own worker, timing and traceback."""
+
+    class Outcome(models.TextChoices):
+        RUNNING = "running", "Running"
+        COMPLETED = "completed", "Completed"
+        FAILED = "failed", "Failed"
+        CANCELLED = "cancelled", "Cancelled"
+        LOST = "lost", "Lost"
+
+    record = models.ForeignKey(BackgroundTaskRecord, on_delete=models.CASCADE, related_name="attempt_set")
+    number = models.PositiveIntegerField()
+    execution_id = models.CharField(max_length=64, blank=True)
+    started_at = models.DateTimeField(default=timezone.now)
+    finished_at = models.DateTimeField(null=True, blank=True)
+    worker_name = models.CharField(max_length=255, blank=True)
+    hostname = models.CharField(max_length=255, blank=True)
+    pid = models.IntegerField(null=True, blank=True)
+    outcome = models.CharField(max_length=16, choices=Outcome.choices, default=Outcome.RUNNING)
+    error_type = models.CharField(max_length=255, blank=True)
+    error_message = models.TextField(blank=True)
+    traceback = models.TextField(blank=True)
+
+    class Meta:
+        ordering = ["record", "number"]
+        constraints = [models.UniqueConstraint(fields=["record", "number"], name="attempt_unique_number")]
+
+    def __str__(self) -> str:
+        return f"attempt {self.number} of {self.record_id}: {self.outcome}"
+
+    @property
+    def duration_ms(self) -> int | None:
+        if self.finished_at and self.started_at:
+            return int((self.finished_at - self.started_at).total_seconds() * 1000)
+        return None
+
+
+class AuditEntry(models.Model):
+    """Who did what to which job, and when. Survives the deletion of user and record."""
+
+    created_at = models.DateTimeField(default=timezone.now, db_index=True)
+    user = models.ForeignKey(settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL)
+    username = models.CharField(max_length=150, blank=True)
+    action = models.CharField(max_length=32, db_index=True)
+    record_id = models.UUIDField(null=True, blank=True, db_index=True)
+    outcome = models.CharField(max_length=16, default="ok")
+    detail = models.JSONField(default=dict, blank=True)
+
+    class Meta:
+        ordering = ["-created_at", "-id"]
+        verbose_name_plural = "audit entries"
+
+    def __str__(self) -> str:
+        return f"{self.created_at:%Y-%m-%d %H:%M:%S} {self.username or '-'} {self.action} {self.record_id or ''}"
+
+
+
+class QueueSample(models.Model):
+    """One minute of one queue, taken by the clock: the charts' data."""
+
+    taken_at = models.DateTimeField(db_index=True)
+    queue_name = models.CharField(max_length=64)
+    pending = models.PositiveIntegerField(default=0)
+    scheduled = models.PositiveIntegerField(default=0)
+    running = models.PositiveIntegerField(default=0)
+    failed = models.PositiveIntegerField(default=0, help_text="Rows in the failed state at the sample time.")
+    completed_count = models.PositiveIntegerField(default=0, help_text="Jobs completed since the previous sample.")
+    failed_count = models.PositiveIntegerField(default=0, help_text="Jobs failed since the previous sample.")
+    latency_ms = models.PositiveBigIntegerField(default=0, help_text="Age of the oldest pending job.")
+
+    class Meta:
+        ordering = ["-taken_at"]
+        indexes = [models.Index(fields=["queue_name", "-taken_at"], name="sample_queue_newest")]
+
+    def __str__(self) -> str:
+        return f"{self.queue_name} at {self.taken_at:%H:%M}: {self.pending} pending"

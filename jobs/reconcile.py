@@ -1,0 +1,250 @@
+"""Compare active records with Redis, repair drift, and report what changed.
+
+The row is the source of truth for *what* should run; Redis is the source of truth
+for *how far* it got. Each pass:
+
+1. pushes pending rows whose RQ job never reached Redis, or vanished from it
+   (push failed at commit, Redis restarted empty, a job lost between dequeue and start);
+2. brings rows in step with jobs that started or ended while a hook could not write
+   (database down, worker killed between Redis and the database);
+3. settles running rows whose worker stopped beating (work horse or whole host
+   SIGKILLed) as "worker lost": failed, or pending again if retries remain. RQ itself
+   notices only after ~11 minutes; with JOBS_HEARTBEAT_SECONDS=10 and
+   JOBS_WORKER_LOST_AFTER_SECONDS=30 this pass does within a minute;
+4. resends stop commands for cancels that have not landed.
+
+Safe to run concurrently with workers and with itself: every row write is a
+conditional transition, every Redis write is RQ's own idempotent operation.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from dataclasses import dataclass, field
+from datetime import datetime, timedelta
+
+from django.conf import settings
+from django.utils import timezone
+from rq.job import Job, JobStatus
+from rq.registry import StartedJobRegistry
+from rq.utils import utcparse
+
+from . import api
+from .connection import get_connection, get_queue
+from .models import BackgroundTaskRecord, Status
+from .worker import apply_status
+
+logger = logging.getLogger(__name__)
+CHUNK = 500
+TERMINAL = {JobStatus.FINISHED, JobStatus.FAILED, JobStatus.STOPPED, JobStatus.CANCELED}
+
+
+@dataclass
+class Report:
+    """What one reconcile pass changed (or, in a dry run, would change)."""
+
+    dry_run: bool = False
+    checked: int = 0
+    pushed: list[str] = field(default_factory=list)
+    synced: list[str] = field(default_factory=list)
+    lost: list[str] = field(default_factory=list)
+    stops_resent: list[str] = field(default_factory=list)
+    errors: list[str] = field(default_factory=list)
+    lines: list[str] = field(default_factory=list)
+
+    def note(self, bucket: list[str], record_id, message: str) -> None:
+        bucket.append(str(record_id))
+        self.lines.append(f"{record_id}: {message}")
+
+    @property
+    def changed(self) -> int:
+        return len(self.pushed) + len(self.synced) + len(self.lost) + len(self.stops_resent)
+
+    def summary(self) -> str:
+        verb = "would change" if self.dry_run else "changed"
+        head = (f"reconcile: checked {self.checked} active rows, {verb} {self.changed}: "
+                f"{len(self.pushed)} pushed, {len(self.synced)} synced from Redis, "
+                f"{len(self.lost)} worker lost, {len(self.stops_resent)} stops resent")
+        if self.errors:
+            head += f", {len(self.errors)} errors"
+        return "\n".join([head, *("  " + line for line in self.lines), *("  error: " + e for e in self.errors)])
+
+
+def reconcile_records(*, dry_run: bool = False) -> Report:
+    """One reconcile pass over every pending and running row; returns the report."""
+    report = Report(dry_run=dry_run)
+    now = timezone.now()
+    grace = timedelta(seconds=settings.JOBS_PENDING_GRACE_SECONDS)
+    active = (BackgroundTaskRecord.objects.active()
+              .filter(enqueued_at__lt=now - grace)
+              .only("id", "status", "queue_name", "pushed_at", "scheduled_for", "started_at", "worker_name",
+                    "attempts", "max_retries", "timeout", "cancel_requested_at", "func_path", "args", "kwargs",
+                    "retry_intervals", "enqueued_at")
+              .order_by("enqueued_at"))
+    batch: list[BackgroundTaskRecord] = []
+    for record in active.iterator(chunk_size=CHUNK):
+        batch.append(record)
+        if len(batch) >= CHUNK:
+            _reconcile_batch(batch, report, now)
+            batch = []
+    if batch:
+        _reconcile_batch(batch, report, now)
+    return report
+
+
+def _reconcile_batch(records: list[BackgroundTaskRecord], report: Report, now: datetime) -> None:
+    by_queue: dict[str, list[BackgroundTaskRecord]] = {}
+    for record in records:
+        by_queue.setdefault(record.queue_name, []).append(record)
+    for queue_name, group in by_queue.items():
+        try:
+            _reconcile_queue_group(queue_name, group, report, now)
+        except Exception as exc:  # Redis down, a bad row: report it and carry on with the rest
+            logger.exception("reconcile of queue %s failed", queue_name)
+            report.errors.append(f"queue {queue_name}: {exc.__class__.__name__}: {exc}")
+
+
+def _reconcile_queue_group(queue_name: str, records: list[BackgroundTaskRecord], report: Report,
+                           now: datetime) -> None:
+    connection = get_connection(queue_name)
+    with connection.pipeline(transaction=False) as pipe:
+        for record in records:
+            pipe.hmget(Job.key_for(str(record.pk)), "status", "last_heartbeat", "worker_name")
+        states = pipe.execute()
+    lost_after = timedelta(seconds=settings.JOBS_WORKER_LOST_AFTER_SECONDS)
+    queued_ids: set[str] | None = None
+    for record, (status, heartbeat, worker_name) in zip(records, states):
+        report.checked += 1
+        status = JobStatus(status.decode()) if status else None
+        heartbeat_at = _parse_time(heartbeat)
+        if record.status == Status.PENDING:
+            if status is None:
+                _repush(record, report, "its RQ job is missing from Redis")
+            elif status == JobStatus.QUEUED and record.pushed_at and record.pushed_at < now - lost_after:
+                if queued_ids is None:
+                    queued_ids = _ids_in_queue_lists(queue_name)
+                if queued_ids is not None and str(record.pk) not in queued_ids:
+                    _repush(record, report, "queued in Redis but in no queue list (lost at dequeue)",
+                            replace=True)
+            elif status == JobStatus.STARTED or status in TERMINAL:
+                _sync(record, status, report, worker_name)
+            elif record.pushed_at is None:
+                # Queued or scheduled in Redis but the outbox flag never landed.
+                if not report.dry_run:
+                    record.mark_pushed()
+        else:  # running
+            if status in TERMINAL or status in (JobStatus.QUEUED, JobStatus.SCHEDULED):
+                _sync(record, status, report, worker_name)
+            elif status == JobStatus.STARTED:
+                if heartbeat_at is None or heartbeat_at < now - lost_after:
+                    _settle_lost(record, report, heartbeat_at)
+                elif record.cancel_requested_at and record.cancel_requested_at < now - timedelta(
+                        seconds=settings.JOBS_CANCEL_RESEND_SECONDS):
+                    if not report.dry_run:
+                        api.send_stop(record)
+                    report.note(report.stops_resent, record.pk, "cancel not confirmed yet: stop command resent")
+            elif status is None and (record.started_at is None or record.started_at < now - lost_after):
+                if not _worker_alive(connection, record.worker_name, now - lost_after):
+                    _settle_lost(record, report, None, vanished=True)
+
+
+def _ids_in_queue_lists(queue_name: str, limit: int = 100_000) -> set[str] | None:
+    """Every id in the queue's list and its intermediate list; None if the backlog is too long to scan."""
+    queue = get_queue(queue_name)
+    connection = queue.connection
+    if connection.llen(queue.key) > limit:
+        return None
+    ids = connection.lrange(queue.key, 0, -1) + connection.lrange(queue.intermediate_queue_key, 0, -1)
+    return {i.decode() for i in ids}
+
+
+def _worker_alive(connection, worker_name: str, beat_after: datetime) -> bool:
+    if not worker_name:
+        return False
+    beat = _parse_time(connection.hget(f"rq:worker:{worker_name}", "last_heartbeat"))
+    return beat is not None and beat >= beat_after
+
+
+def _repush(record: BackgroundTaskRecord, report: Report, why: str, replace: bool = False) -> None:
+    report.note(report.pushed, record.pk, f"pending: {why}; pushed again")
+    if report.dry_run:
+        return
+    if replace:
+        api._delete_rq_job(record)
+    if not api.push(record):
+        report.errors.append(f"{record.pk}: push failed, Redis unreachable")
+
+
+def _sync(record: BackgroundTaskRecord, status: JobStatus, report: Report, worker_name) -> None:
+    """Copy an outcome Redis holds onto a row whose hook never landed."""
+    rq_job = Job.fetch(str(record.pk), connection=get_connection(record.queue_name))
+    result = rq_job.latest_result()
+    report.note(report.synced, record.pk, f"{record.status} in the database, {status.value} in Redis")
+    if report.dry_run:
+        return
+    if record.status == Status.PENDING:
+        # The start hook never landed: open the attempt from what RQ recorded.
+        execution_id = (result.execution_id if result and result.execution_id else "") or f"reconciled-{time.time()}"
+        record.mark_running(
+            execution_id=execution_id,
+            worker_name=(worker_name or b"").decode() or (result.worker_name if result else "") or "",
+            hostname="", pid=None,
+            started_at=rq_job.started_at or (result.execution_started_at if result else None) or timezone.now())
+    if status == JobStatus.STARTED:
+        return
+    exc_string = (result.exc_string if result else "") or ""
+    value = result.return_value if result and status == JobStatus.FINISHED else None
+    if status in (JobStatus.QUEUED, JobStatus.SCHEDULED) and not exc_string:
+        exc_string = "the attempt failed while its hook could not write; RQ scheduled a retry"
+    apply_status(record, status, exc_string=exc_string, result=value, timeout=record.timeout,
+                 finished_at=rq_job.ended_at or timezone.now())
+
+
+def _settle_lost(record: BackgroundTaskRecord, report: Report, heartbeat_at: datetime | None,
+                 vanished: bool = False) -> None:
+    """A running job whose worker stopped beating: let RQ retry or fail it, then mirror that."""
+    since = f"last heartbeat {heartbeat_at:%H:%M:%S}" if heartbeat_at else "no heartbeat"
+    message = f"worker lost: {record.worker_name or 'unknown worker'} stopped responding ({since})"
+    report.note(report.lost, record.pk, message)
+    if report.dry_run:
+        return
+    if not vanished and _expire_in_started_registry(record):
+        status = Job.fetch(str(record.pk), connection=get_connection(record.queue_name)).get_status()
+        if status in (JobStatus.QUEUED, JobStatus.SCHEDULED):
+            record.mark_retrying(error_type="WorkerLost", error_message=message)
+            return
+        record.mark_failed(error_type="WorkerLost", error_message=message)
+        return
+    # Redis lost the job too: decide from the row and push a fresh attempt if one is due.
+    if record.retries_left > 0:
+        if record.mark_retrying(error_type="WorkerLost", error_message=message):
+            BackgroundTaskRecord.objects.filter(pk=record.pk).update(pushed_at=None)
+            record.scheduled_for = None
+            api._delete_rq_job(record)
+            api.push(record)
+    else:
+        record.mark_failed(error_type="WorkerLost", error_message=message)
+
+
+def _expire_in_started_registry(record: BackgroundTaskRecord) -> bool:
+    """Age the job's StartedJobRegistry entries to 0 and run RQ's own abandoned-job cleanup,
+    which retries the job if it has retries left and fails it otherwise."""
+    queue = get_queue(record.queue_name)
+    registry = StartedJobRegistry(queue.name, connection=queue.connection)
+    prefix = f"{record.pk}:".encode()
+    members = [m for m in queue.connection.zrange(registry.key, 0, -1) if m.startswith(prefix)]
+    if not members:
+        return False
+    queue.connection.zadd(registry.key, {m: 0 for m in members})
+    registry.cleanup(timestamp=1)
+    return True
+
+
+def _parse_time(value) -> datetime | None:
+    if not value:
+        return None
+    try:
+        return utcparse(value.decode() if isinstance(value, bytes) else value)
+    except ValueError:
+        return None

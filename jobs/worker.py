@@ -1,0 +1,232 @@
+"""What `manage.py rqworker` runs around each job: record transitions and progress.
+
+settings.RQ["WORKER_CLASS"] names ``jobs.worker.Worker``, so plain ``rqworker`` keeps
+the rows in step. Every hook calls RQ first, so RQ's Redis transaction has committed
+before the row is written, then maps the status Redis now holds onto the row. Hook
+code never raises into RQ: a database hiccup is logged and the reconciler repairs the
+row later, instead of turning a good job into a failed one.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import logging
+import os
+import re
+import socket
+import time
+from datetime import timedelta
+
+import rq
+from django.conf import settings
+from django.db import close_old_connections, connections
+from django.utils import timezone
+from rq.job import Job, JobStatus, get_current_job
+
+from .models import BackgroundTaskRecord
+
+logger = logging.getLogger(__name__)
+HOSTNAME = socket.gethostname()
+PAUSED_KEY = "jobdeck:paused-queues"
+PAUSE_POLL_SECONDS = 5
+
+_EXCEPTION_LINE = re.compile(r"^([A-Za-z_][\w.]*(?:Error|Exception|Exit|Interrupt|Warning|[A-Z]\w*)):?\s?(.*)$")
+
+
+def parse_exc_string(exc_string: str, timeout: int | None = None) -> tuple[str, str]:
+    """(error_type, error_message) from the text RQ records for a failure."""
+    text = (exc_string or "").strip()
+    if not text:
+        return "UnknownError", "the job failed without an error message"
+    if "JobTimeoutException" in text:
+        return "JobTimeoutException", f"timed out after {timeout} s" if timeout else "timed out"
+    if text.startswith("Work-horse terminated unexpectedly"):
+        return "WorkHorseKilled", text.rstrip("; ")
+    if text.startswith("Job stopped by user"):
+        return "Stopped", "stopped by an operator"
+    lines = text.splitlines()
+    # The exception line is the last unindented line after the traceback's frames.
+    for index in range(len(lines) - 1, -1, -1):
+        line = lines[index]
+        if line and not line[0].isspace() and not line.startswith("Traceback"):
+            match = _EXCEPTION_LINE.match(line)
+            if match and (index == 0 or lines[index - 1].startswith("    ") or lines[index - 1].startswith("  File")
+                          or index == len(lines) - 1):
+                message = "\n".join([match.group(2), *lines[index + 1:]]).strip()
+                return match.group(1).rsplit(".", 1)[-1], message
+    return "Error", lines[-1][:1000]
+
+
+def capped_result(value):
+    """The return value as stored JSON, or a truncated text preview if too large or not JSON."""
+    try:
+        text = json.dumps(value, allow_nan=False)
+    except (TypeError, ValueError, RecursionError):
+        return {"repr": repr(value)[: settings.JOBS_RESULT_MAX_BYTES], "note": "not JSON-serializable"}
+    if len(text) > settings.JOBS_RESULT_MAX_BYTES:
+        return {"preview": text[: settings.JOBS_RESULT_MAX_BYTES], "note": f"truncated from {len(text)} bytes"}
+    return value
+
+
+def record_for(job: Job) -> BackgroundTaskRecord:
+    """An unsaved handle on the job's row: transitions need only its primary key."""
+    return BackgroundTaskRecord(pk=job.id)
+
+
+def apply_status(record: BackgroundTaskRecord, status: JobStatus | None, *, exc_string: str = "",
+                 result=None, timeout: int | None = None, retry_at=None, finished_at=None) -> bool:
+    """Map the status Redis holds for a job onto its row. Shared by the hooks and the reconciler."""
+    tail = exc_string[-settings.JOBS_TRACEBACK_MAX_CHARS:] if exc_string else ""
+    if status == JobStatus.FINISHED:
+        return record.mark_completed(result=capped_result(result), finished_at=finished_at)
+    if status in (JobStatus.STOPPED, JobStatus.CANCELED):
+        return record.mark_cancelled(reason="stopped by an operator" if status == JobStatus.STOPPED
+                                     else "cancelled", finished_at=finished_at)
+    error_type, message = parse_exc_string(exc_string, timeout)
+    if status == JobStatus.FAILED:
+        return record.mark_failed(error_type=error_type, error_message=message, traceback=tail,
+                                  finished_at=finished_at)
+    if status in (JobStatus.QUEUED, JobStatus.SCHEDULED):
+        return record.mark_retrying(error_type=error_type, error_message=message, traceback=tail,
+                                    scheduled_for=retry_at, finished_at=finished_at)
+    return False
+
+
+def _safely(what: str, job_id: str, func, *args, **kwargs) -> bool:
+    try:
+        return bool(func(*args, **kwargs))
+    except Exception:
+        # Never raise into RQ: the reconciler brings the row in step from Redis later.
+        logger.exception("could not record %s of job %s; the reconciler will repair the row", what, job_id)
+        try:
+            connections.close_all()
+        except Exception:
+            pass
+        return False
+
+
+class TrackingMixin:
+    """Keeps each job's BackgroundTaskRecord in step with RQ, attempt by attempt."""
+
+    #: the forking worker closes its DB connections around every fork
+    forks = True
+
+    def __init__(self, *args, **kwargs):
+        kwargs.setdefault("job_monitoring_interval", settings.JOBS_HEARTBEAT_SECONDS)
+        kwargs.setdefault("default_result_ttl", settings.JOBS_RESULT_TTL)
+        super().__init__(*args, **kwargs)
+
+    # --- main process -------------------------------------------------------
+    def execute_job(self, job: Job, queue):
+        # A connection opened here would be inherited by the horse and shared by two
+        # processes (rq/django-rq#123): close before forking and after the horse ends.
+        if self.forks:
+            connections.close_all()
+        try:
+            # RQ's cancel-after-dequeue race (rq/rq#2160): a job cancelled between the
+            # dequeue and now must not run.
+            if job.get_status(refresh=True) == JobStatus.CANCELED:
+                queue.intermediate_queue.remove(job.id)
+                logger.info("job %s was cancelled before it started; skipped", job.id)
+                return
+            return super().execute_job(job, queue)
+        finally:
+            if self.forks:
+                connections.close_all()
+
+    def dequeue_job_and_maintain_ttl(self, timeout, max_idle_time=None):
+        """Dequeue from every queue an operator has not paused (RQ only has a global suspend).
+
+        The blocking wait is cut into PAUSE_POLL_SECONDS slices so a pause or resume takes
+        effect within seconds, even on an idle worker.
+        """
+        if timeout is None:  # burst: a single non-blocking pass
+            with self._unpaused_queues():
+                return super().dequeue_job_and_maintain_ttl(None, max_idle_time)
+        deadline = None if max_idle_time is None else time.monotonic() + max_idle_time
+        while True:
+            with self._unpaused_queues() as any_open:
+                if any_open:
+                    result = super().dequeue_job_and_maintain_ttl(PAUSE_POLL_SECONDS, PAUSE_POLL_SECONDS)
+                    if result is not None:
+                        return result
+                else:
+                    self.heartbeat()
+                    time.sleep(PAUSE_POLL_SECONDS)
+            if self._stop_requested or (deadline is not None and time.monotonic() >= deadline):
+                return None
+
+    @contextlib.contextmanager
+    def _unpaused_queues(self):
+        everything = self._ordered_queues
+        paused = self._paused_queues()
+        self._ordered_queues = [q for q in everything if q.name not in paused]
+        try:
+            yield bool(self._ordered_queues)
+        finally:
+            self._ordered_queues = everything
+
+    def _paused_queues(self) -> set[str]:
+        try:
+            return {m.decode() if isinstance(m, bytes) else m for m in self.connection.smembers(PAUSED_KEY)}
+        except Exception:
+            return set()
+
+    # --- work horse (or in-process for SimpleWorker) ---------------------------
+    def perform_job(self, job: Job, queue, execution) -> bool:
+        close_old_connections()
+        try:
+            return super().perform_job(job, queue, execution)
+        finally:
+            if self.forks:
+                connections.close_all()  # the horse leaves by os._exit: close cleanly first
+
+    def prepare_job_execution(self, job: Job, remove_from_intermediate_queue: bool = False) -> None:
+        super().prepare_job_execution(job, remove_from_intermediate_queue)
+        execution = getattr(self, "execution", None)
+        _safely("start", job.id, record_for(job).mark_running,
+                execution_id=execution.id if execution else f"{self.name}:{job.id}",
+                worker_name=self.name, hostname=HOSTNAME, pid=os.getpid(),
+                started_at=job.started_at or timezone.now())
+
+    def handle_job_success(self, job: Job, queue, started_job_registry, execution=None):
+        super().handle_job_success(job, queue, started_job_registry, execution)
+        _safely("success", job.id, self._record_outcome, job, result=getattr(job, "_result", None))
+
+    def handle_job_failure(self, job: Job, queue, started_job_registry=None, exc_string="", execution=None):
+        retry_in = 0
+        try:
+            if job.retries_left:
+                retry_in = job.get_retry_interval()
+        except Exception:
+            pass
+        super().handle_job_failure(job, queue, started_job_registry=started_job_registry,
+                                   exc_string=exc_string, execution=execution)
+        retry_at = timezone.now() + timedelta(seconds=retry_in) if retry_in else None
+        _safely("failure", job.id, self._record_outcome, job, exc_string=exc_string, retry_at=retry_at)
+
+    def _record_outcome(self, job: Job, **kwargs) -> bool:
+        status = job.get_status(refresh=True)
+        return apply_status(record_for(job), status, timeout=job.timeout,
+                            finished_at=job.ended_at or timezone.now(), **kwargs)
+
+
+class Worker(TrackingMixin, rq.Worker):
+    """The forking worker: isolation, timeouts and stop commands. The default."""
+
+
+class SimpleWorker(TrackingMixin, rq.SimpleWorker):
+    """Runs jobs in the worker process: faster, but it cannot stop or time out a job
+    that ignores signals, and never refreshes heartbeats (see docs/OPERATIONS.md)."""
+
+    forks = False
+
+
+def set_progress(fraction: float | None, message: str = "") -> bool:
+    """Report the current job's progress (0..1, plus a message) onto its row; call it from
+    inside a job function. Outside a job, or if the database is unreachable, returns False."""
+    job = get_current_job()
+    if job is None:
+        return False
+    return _safely("progress", job.id, record_for(job).set_progress, fraction, message)
