@@ -1,0 +1,3 @@
+"""URLs the engine serves itself (health and metrics), for any Django project that includes them."""
+
+urlpatterns: list = []
