@@ -1,0 +1,199 @@
+"""Enqueue: the row in the caller's transaction, the RQ job after commit, never lost."""
+
+import pytest
+from django.db import connection, transaction
+from django.test.utils import CaptureQueriesContext
+from rq.job import Job, JobStatus
+
+from jobs import api, demo
+from jobs.models import AuditEntry, BackgroundTaskRecord, Status
+from jobs.reconcile import reconcile_records
+
+pytestmark = pytest.mark.django_db(transaction=True)
+
+
+def rq_status(connection, record):
+    return Job.fetch(str(record.pk), connection=connection).get_status()
+
+
+def test_enqueue_pushes_after_commit_with_the_row_id(redis_conn):
+    with transaction.atomic():
+        record = api.enqueue(demo.add, 1, 2, queue="high")
+        assert not Job.exists(str(record.pk), connection=redis_conn), "pushed before commit"
+    record.refresh_from_db()
+    assert record.status == Status.PENDING and record.pushed_at is not None
+    job = Job.fetch(str(record.pk), connection=redis_conn)
+    assert job.func_name == "jobs.demo.add" and list(job.args) == [1, 2] and job.origin == "high"
+
+
+def test_rolled_back_transaction_runs_nothing(redis_conn, drain):
+    with pytest.raises(RuntimeError):
+        with transaction.atomic():
+            record = api.enqueue(demo.add, 1, 2)
+            raise RuntimeError("roll back")
+    assert not BackgroundTaskRecord.objects.exists()
+    assert not Job.exists(str(record.pk), connection=redis_conn)
+    drain()
+    assert not BackgroundTaskRecord.objects.exists()
+
+
+@pytest.mark.parametrize("args, kwargs, named", [
+    (({1, 2},), {}, "positional argument 0 (set)"),
+    ((1, object()), {}, "positional argument 1 (object)"),
+    ((), {"when": __import__("datetime").date(2026, 1, 1)}, "keyword argument 'when' (date)"),
+    ((float("nan"),), {}, "positional argument 0 (float)"),
+])
+def test_non_json_arguments_are_refused_before_anything_is_written(redis_conn, args, kwargs, named):
+    with pytest.raises(TypeError, match=named.replace("(", r"\(").replace(")", r"\)")):
+        api.enqueue(demo.echo, *args, **kwargs)
+    assert not BackgroundTaskRecord.objects.exists()
+    assert not list(redis_conn.scan_iter("rq:job:*"))
+
+
+def test_deeply_nested_and_oversized_arguments_are_refused(redis_conn, settings):
+    nested = []
+    for _ in range(100_000):
+        nested = [nested]
+    with pytest.raises(TypeError, match="nested too deeply"):
+        api.enqueue(demo.echo, nested)
+    settings.JOBS_ARGS_MAX_BYTES = 1000
+    with pytest.raises(ValueError, match="limit is 1000"):
+        api.enqueue(demo.echo, "x" * 2000)
+    assert not BackgroundTaskRecord.objects.exists()
+
+
+@pytest.mark.parametrize("func, message", [
+    ("not a path", "not a dotted path"),
+    (lambda: None, "not importable"),
+    (42, "expected a function"),
+])
+def test_unusable_function_references_are_refused(redis_conn, func, message):
+    with pytest.raises(TypeError, match=message):
+        api.enqueue(func)
+
+
+def test_unknown_queue_is_refused(redis_conn):
+    with pytest.raises(ValueError, match="unknown queue 'nope'"):
+        api.enqueue(demo.add, 1, 2, queue="nope")
+
+
+def test_redis_down_at_commit_keeps_the_row_pending_until_reconcile_pushes_it(private_redis, settings, drain):
+    port = private_redis.port
+    private_redis.kill()
+    record = api.enqueue(demo.add, 2, 3)  # commits at once: autocommit
+    record.refresh_from_db()
+    assert record.status == Status.PENDING and record.pushed_at is None
+
+    from jobs.redis_server import RedisServer
+    revived = RedisServer(port=port).start()
+    try:
+        settings.JOBS_PENDING_GRACE_SECONDS = 0
+        report = reconcile_records()
+        assert [str(record.pk)] == report.pushed
+        record.refresh_from_db()
+        assert record.pushed_at is not None
+        drain()
+        record.refresh_from_db()
+        assert record.status == Status.COMPLETED and record.result == 5 and record.attempts == 1
+        # A second pass finds nothing to push: the job is never run twice.
+        assert reconcile_records().changed == 0
+    finally:
+        revived.stop()
+
+
+def test_enqueue_many_uses_one_insert_and_one_pipeline(redis_conn, drain):
+    calls = [api.Call(demo.add, i, i) for i in range(50)]
+    with CaptureQueriesContext(connection) as queries:
+        with transaction.atomic():
+            records = api.enqueue_many(calls, queue="low")
+    statements = [q["sql"].split()[0] for q in queries.captured_queries]
+    # One INSERT (SQLite's 999-parameter limit splits it into batches), one UPDATE of pushed_at.
+    inserts = 1 if connection.vendor != "sqlite" else -(-50 * 27 // 999)
+    assert statements.count("INSERT") <= inserts and statements.count("UPDATE") == 1, statements
+    assert len(records) == 50
+    assert BackgroundTaskRecord.objects.filter(pushed_at__isnull=False).count() == 50
+    assert redis_conn.llen("rq:queue:low") == 50
+    drain("low")
+    assert sorted(BackgroundTaskRecord.objects.values_list("result", flat=True)) == sorted(2 * i for i in range(50))
+
+
+def test_job_decorator_gives_an_enqueue_shortcut(redis_conn):
+    @api.job(queue="high", retries=2)
+    def task_like(x):
+        return x
+
+    decorated = api.job(queue="high", retries=2)(demo.echo)
+    record = decorated.enqueue(1, flag=True)
+    assert (record.func_path, record.queue_name, record.max_retries) == ("jobs.demo.echo", "high", 2)
+    assert record.args == [1] and record.kwargs == {"flag": True}
+
+
+def test_cancel_pending_job_leaves_the_queue_and_is_audited(redis_conn, drain, django_user_model):
+    user = django_user_model.objects.create_user("op")
+    record = api.enqueue(demo.add, 1, 1)
+    assert api.cancel(record, user) == "cancelled"
+    record.refresh_from_db()
+    assert record.status == Status.CANCELLED
+    assert rq_status(redis_conn, record) == JobStatus.CANCELED
+    drain()
+    record.refresh_from_db()
+    assert record.status == Status.CANCELLED and record.attempts == 0
+    entry = AuditEntry.objects.get()
+    assert (entry.username, entry.action, entry.record_id, entry.outcome) == ("op", "cancel", record.pk, "cancelled")
+
+
+def test_actions_that_do_not_apply_raise_and_change_nothing(redis_conn, drain):
+    record = api.enqueue(demo.add, 1, 1)
+    drain()
+    record.refresh_from_db()
+    assert record.status == Status.COMPLETED
+    with pytest.raises(api.ActionNotAllowed, match="this one is completed"):
+        api.cancel(record)
+    with pytest.raises(api.ActionNotAllowed, match="this one is completed"):
+        api.retry(record)
+    pending = api.enqueue(demo.add, 1, 1)
+    with pytest.raises(api.ActionNotAllowed, match="cancel it first"):
+        api.delete(pending)
+    record.refresh_from_db()
+    assert record.status == Status.COMPLETED and record.result == 2
+    assert not AuditEntry.objects.exists()
+
+
+def test_retry_runs_a_failed_job_again_as_a_new_attempt_of_the_same_row(redis_conn, drain):
+    record = api.enqueue(demo.fail, "first")
+    drain()
+    record.refresh_from_db()
+    assert record.status == Status.FAILED and record.attempts == 1
+    api.retry(record)
+    record.refresh_from_db()
+    assert record.status == Status.PENDING and record.error_message == ""
+    drain()
+    record.refresh_from_db()
+    assert record.status == Status.FAILED and record.attempts == 2
+    assert list(record.attempt_set.values_list("number", "outcome")) == [(1, "failed"), (2, "failed")]
+    assert AuditEntry.objects.filter(action="retry", record_id=record.pk).count() == 1
+
+
+def test_delete_removes_the_row_and_the_rq_job_and_keeps_the_audit(redis_conn, drain):
+    record = api.enqueue(demo.fail)
+    drain()
+    record.refresh_from_db()
+    api.delete(record)
+    assert not BackgroundTaskRecord.objects.filter(pk=record.pk).exists()
+    assert not Job.exists(str(record.pk), connection=redis_conn)
+    assert AuditEntry.objects.get().record_id == record.pk
+
+
+def test_pause_and_resume_a_queue(redis_conn, drain):
+    api.pause_queue("low")
+    assert api.paused_queues() == {"low"}
+    record = api.enqueue(demo.add, 1, 1, queue="low")
+    drain()
+    record.refresh_from_db()
+    assert record.status == Status.PENDING, "a paused queue keeps its jobs"
+    api.resume_queue("low")
+    drain()
+    record.refresh_from_db()
+    assert record.status == Status.COMPLETED
+    assert list(AuditEntry.objects.order_by("created_at").values_list("action", "detail")) == [
+        ("pause", {"queue": "low"}), ("resume", {"queue": "low"})]
