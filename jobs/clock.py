@@ -8,6 +8,7 @@ from collections.abc import Callable
 
 from django.db import close_old_connections
 
+from .prune import prune_expired
 from .reconcile import reconcile_records
 from .samples import prune_samples, take_samples
 
@@ -25,7 +26,11 @@ def duties(reconcile_every: float) -> list[tuple[str, float, Callable[[], str | 
         prune_samples()
         return None
 
-    return [("reconcile", reconcile_every, reconcile), ("sample", 60, sample)]
+    def prune() -> str | None:
+        deleted = prune_expired()
+        return f"prune: deleted {deleted} finished jobs past JOBS_RETENTION_DAYS" if deleted else None
+
+    return [("reconcile", reconcile_every, reconcile), ("sample", 60, sample), ("prune", 3600, prune)]
 
 
 def run_clock(*, once: bool = False, write: Callable[[str], None] = print, sleep=time.sleep,

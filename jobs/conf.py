@@ -1,0 +1,43 @@
+"""The engine's settings, each with a default, so the jobs app runs in any Django project.
+
+dashboard/settings.py sets them all from the environment; a project that embeds the app
+sets only the ones it wants to change (see docs/EMBEDDING.md).
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from django.conf import settings
+
+DEFAULTS: dict[str, Any] = {
+    # Seconds a job may run when its queue's RQ_QUEUES entry has no DEFAULT_TIMEOUT.
+    "JOBS_DEFAULT_TIMEOUT": 180,
+    # How often a busy worker refreshes its heartbeat (RQ's job_monitoring_interval).
+    "JOBS_HEARTBEAT_SECONDS": 10,
+    # A running job whose worker has not beaten for this long is "worker lost".
+    "JOBS_WORKER_LOST_AFTER_SECONDS": 30,
+    # A pending row this old that Redis does not hold is pushed again.
+    "JOBS_PENDING_GRACE_SECONDS": 10,
+    # A cancel of a running job that has not landed after this long is sent again.
+    "JOBS_CANCEL_RESEND_SECONDS": 10,
+    # How long RQ keeps finished jobs: long enough for the reconciler to read them.
+    "JOBS_RESULT_TTL": 3600,
+    # Results larger than this (as JSON) are stored as a truncated preview.
+    "JOBS_RESULT_MAX_BYTES": 65536,
+    # Arguments larger than this (as JSON) are refused at enqueue.
+    "JOBS_ARGS_MAX_BYTES": 1024 * 1024,
+    # Tracebacks are stored up to this many characters (the tail, where the error is).
+    "JOBS_TRACEBACK_MAX_CHARS": 20000,
+    # The clock's reconcile interval.
+    "JOBS_RECONCILE_SECONDS": 15,
+    # Finished jobs older than this many days are deleted by the clock (None or 0: never).
+    "JOBS_RETENTION_DAYS": 14,
+    # Bearer token that opens /metrics to a scraper; empty: staff sessions only.
+    "JOBS_METRICS_TOKEN": "",
+}
+
+
+def jobs_setting(name: str) -> Any:
+    """The project's value of a JOBS_* setting, or the engine's default when it sets none."""
+    return getattr(settings, name, DEFAULTS[name])
