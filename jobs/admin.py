@@ -1,8 +1,18 @@
 """A read-only admin for records, attempts and the audit log: changes go through jobs.api."""
 
 from django.contrib import admin
+from django.urls import NoReverseMatch, reverse
+from django.utils.html import format_html
 
 from .models import AuditEntry, BackgroundTaskRecord, TaskAttempt
+
+
+def dashboard_url(record_id) -> str | None:
+    """The dashboard's page for a job, or None where the project does not serve the dashboard."""
+    try:
+        return reverse("job_detail", args=[record_id])
+    except NoReverseMatch:
+        return None
 
 
 class ReadOnlyAdmin(admin.ModelAdmin):
@@ -31,12 +41,35 @@ class AttemptInline(admin.TabularInline):
 @admin.register(BackgroundTaskRecord)
 class BackgroundTaskRecordAdmin(ReadOnlyAdmin):
     list_display = ("id", "func_path", "queue_name", "status", "attempts", "enqueued_at", "finished_at",
-                    "worker_name")
+                    "worker_name", "dashboard_link")
     list_filter = ("status", "queue_name")
     search_fields = ("=id", "func_path", "error_message")
     date_hierarchy = "enqueued_at"
     show_full_result_count = False  # no COUNT(*) over a million rows on every page
+    readonly_fields = ("dashboard_link",)
     inlines = [AttemptInline]
+
+    @admin.display(description="dashboard")
+    def dashboard_link(self, obj: BackgroundTaskRecord) -> str:
+        url = dashboard_url(obj.pk)
+        return format_html('<a href="{}">open in dashboard</a>', url) if url else "-"
+
+
+@admin.register(TaskAttempt)
+class TaskAttemptAdmin(ReadOnlyAdmin):
+    list_display = ("record", "number", "outcome", "started_at", "finished_at", "worker_name", "hostname",
+                    "error_type", "dashboard_link")
+    list_filter = ("outcome",)
+    search_fields = ("=record__id", "worker_name", "error_type")
+    list_select_related = ("record",)
+    date_hierarchy = "started_at"
+    show_full_result_count = False
+    readonly_fields = ("dashboard_link",)
+
+    @admin.display(description="dashboard")
+    def dashboard_link(self, obj: TaskAttempt) -> str:
+        url = dashboard_url(obj.record_id)
+        return format_html('<a href="{}">open job</a>', url) if url else "-"
 
 
 @admin.register(AuditEntry)
