@@ -25,6 +25,7 @@ from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 
 from django.conf import settings
+from django.db.models import Q
 from django.utils import timezone
 from rq.job import Job, JobStatus
 from rq.registry import StartedJobRegistry
@@ -76,8 +77,9 @@ def reconcile_records(*, dry_run: bool = False) -> Report:
     report = Report(dry_run=dry_run)
     now = timezone.now()
     grace = timedelta(seconds=settings.JOBS_PENDING_GRACE_SECONDS)
-    active = (BackgroundTaskRecord.objects.active()
-              .filter(enqueued_at__lt=now - grace)
+    # Pending rows get a grace period: their push may still be on its way after commit.
+    active = (BackgroundTaskRecord.objects
+              .filter(Q(status=Status.RUNNING) | Q(status=Status.PENDING, enqueued_at__lt=now - grace))
               .only("id", "status", "queue_name", "pushed_at", "scheduled_for", "started_at", "worker_name",
                     "attempts", "max_retries", "timeout", "cancel_requested_at", "func_path", "args", "kwargs",
                     "retry_intervals", "enqueued_at")

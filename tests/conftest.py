@@ -143,16 +143,29 @@ class WorkerProcess:
             try:
                 self.process.wait(timeout)
             except subprocess.TimeoutExpired:
-                os.killpg(self.process.pid, signal.SIGKILL)
-                self.process.wait()
+                pass
         self.kill_group()
 
+    def session_pids(self) -> list[int]:
+        """The worker and every work horse it forked (horses take their own process group,
+        so only the session, which the worker leads, finds them all)."""
+        pids = []
+        for stat in Path("/proc").glob("[0-9]*/stat"):
+            try:
+                fields = stat.read_text().rsplit(")", 1)[1].split()
+            except OSError:
+                continue
+            if int(fields[3]) == self.process.pid:  # field 6 of stat: the session id
+                pids.append(int(stat.parent.name))
+        return pids
+
     def kill_group(self) -> None:
-        """SIGKILL the worker's whole session: the worker and any work horse it forked."""
-        try:
-            os.killpg(self.process.pid, signal.SIGKILL)
-        except ProcessLookupError:
-            pass
+        """SIGKILL the worker's whole session at once, as when its host is lost."""
+        for pid in self.session_pids():
+            try:
+                os.kill(pid, signal.SIGKILL)
+            except ProcessLookupError:
+                pass
         if self.process.poll() is None:
             self.process.wait()
 

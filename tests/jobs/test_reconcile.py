@@ -1,0 +1,132 @@
+"""The reconciler: nothing lost, nothing stuck, whatever happened to Redis or the workers."""
+
+import time
+
+import pytest
+from django.core.management import call_command
+from rq.job import Job, JobStatus
+
+from jobs import api, demo
+from jobs.models import Status
+from jobs.reconcile import reconcile_records
+from tests.conftest import wait_for
+
+pytestmark = pytest.mark.django_db(transaction=True)
+
+
+def fresh(record):
+    record.refresh_from_db()
+    return record
+
+
+@pytest.fixture
+def fast_liveness(settings):
+    """Workers beat every second; a worker silent for 4 s is lost (production: 10 s and 30 s)."""
+    settings.JOBS_HEARTBEAT_SECONDS = 1
+    settings.JOBS_WORKER_LOST_AFTER_SECONDS = 4
+    settings.JOBS_PENDING_GRACE_SECONDS = 0
+    return {"JOBS_HEARTBEAT_SECONDS": "1", "JOBS_WORKER_LOST_AFTER_SECONDS": "4"}
+
+
+def settle(record, timeout=60):
+    """Run reconcile passes, as the clock does, until the row leaves `running`; return seconds taken."""
+    started = time.monotonic()
+
+    def settled():
+        reconcile_records()
+        return fresh(record).status != Status.RUNNING
+
+    wait_for(settled, timeout=timeout, interval=1, message="reconcile to settle the row")
+    return time.monotonic() - started
+
+
+def test_redis_flushed_while_rows_are_pending_they_are_pushed_again_and_complete(private_redis, settings, drain):
+    records = [api.enqueue(demo.add, i, 1) for i in range(5)]
+    assert all(fresh(r).pushed_at for r in records)
+    from jobs.connection import get_connection
+
+    get_connection().flushall()  # our own server: Redis restarted empty
+    settings.JOBS_PENDING_GRACE_SECONDS = 0
+    report = reconcile_records()
+    assert sorted(report.pushed) == sorted(str(r.pk) for r in records)
+    drain()
+    assert [fresh(r).status for r in records] == [Status.COMPLETED] * 5
+    assert [r.attempts for r in records] == [1] * 5
+    assert reconcile_records().changed == 0
+
+
+def test_whole_worker_sigkilled_mid_job_is_settled_as_worker_lost(start_worker, fast_liveness):
+    record = api.enqueue(demo.sleep, 120)
+    worker = start_worker(env=fast_liveness)
+    wait_for(lambda: fresh(record).status == Status.RUNNING, timeout=30, message="the job to start")
+    worker.kill_group()  # worker and work horse: a host lost
+    took = settle(record)
+    assert took < 60
+    record = fresh(record)
+    assert (record.status, record.error_type) == (Status.FAILED, "WorkerLost")
+    assert "worker lost" in record.error_message
+    assert record.attempt_set.get().outcome == "failed"
+
+
+def test_worker_lost_with_retries_left_runs_again_elsewhere(start_worker, fast_liveness, redis_conn):
+    record = api.enqueue(demo.sleep, 3, retries=1)
+    first = start_worker(env=fast_liveness)
+    wait_for(lambda: fresh(record).status == Status.RUNNING, timeout=30, message="the job to start")
+    first.kill_group()
+    settle(record)
+    assert fresh(record).status == Status.PENDING and record.error_type == "WorkerLost"
+    start_worker(env=fast_liveness)
+    wait_for(lambda: fresh(record).status == Status.COMPLETED, timeout=60, message="the retry to complete")
+    assert record.attempts == 2
+    assert [a.outcome for a in record.attempt_set.all()] == ["failed", "completed"]
+
+
+def test_killed_work_horse_is_recorded_by_its_worker_at_once(start_worker):
+    import os
+    import signal
+
+    record = api.enqueue(demo.sleep, 120)
+    start_worker()
+    wait_for(lambda: fresh(record).status == Status.RUNNING and record.pid, timeout=30, message="the job to start")
+    os.kill(record.pid, signal.SIGKILL)  # the OOM killer takes the horse
+    wait_for(lambda: fresh(record).status == Status.FAILED, timeout=20, message="the worker to notice")
+    assert record.error_type == "WorkHorseKilled"
+
+
+def test_cancel_requested_but_not_confirmed_is_resent(start_worker, settings):
+    settings.JOBS_CANCEL_RESEND_SECONDS = 0
+    record = api.enqueue(demo.sleep, 60)
+    start_worker()
+    wait_for(lambda: fresh(record).status == Status.RUNNING, timeout=30, message="the job to start")
+    record.mark_cancel_requested()  # as if the first stop command was lost
+    report = reconcile_records()
+    assert report.stops_resent == [str(record.pk)]
+    wait_for(lambda: fresh(record).status == Status.CANCELLED, timeout=10, message="the resent stop to land")
+
+
+def test_dry_run_reports_and_changes_nothing(private_redis, settings, capsys):
+    record = api.enqueue(demo.add, 1, 1)
+    from jobs.connection import get_connection
+
+    get_connection().flushall()
+    settings.JOBS_PENDING_GRACE_SECONDS = 0
+    call_command("jobs_reconcile", "--dry-run")
+    out = capsys.readouterr().out
+    assert "would change 1: 1 pushed" in out and str(record.pk) in out
+    assert not Job.exists(str(record.pk), connection=get_connection())
+    call_command("jobs_reconcile")
+    assert "changed 1: 1 pushed" in capsys.readouterr().out
+    assert Job.fetch(str(record.pk), connection=get_connection()).get_status() == JobStatus.QUEUED
+
+
+def test_a_job_lost_between_dequeue_and_start_is_pushed_again(redis_conn, settings, drain):
+    """Several queues use BLPOP: a worker dying right after it popped the id leaves the job
+    `queued` in Redis but in no list. The reconciler notices and pushes it again."""
+    settings.JOBS_PENDING_GRACE_SECONDS = 0
+    settings.JOBS_WORKER_LOST_AFTER_SECONDS = 0
+    record = api.enqueue(demo.add, 1, 1)
+    redis_conn.lrem("rq:queue:default", 0, str(record.pk))  # popped by a worker that then died
+    report = reconcile_records()
+    assert report.pushed == [str(record.pk)]
+    drain()
+    assert fresh(record).status == Status.COMPLETED and record.attempts == 1
