@@ -25,6 +25,7 @@ from rq import Retry
 from rq.exceptions import DuplicateJobError, InvalidJobOperation, NoSuchJobError
 from rq.job import Job
 
+from .conf import jobs_setting
 from .connection import get_connection, get_queue
 from .models import AuditEntry, BackgroundTaskRecord, Status
 
@@ -67,8 +68,9 @@ def _check_json(args: Sequence, kwargs: dict) -> None:
             raise TypeError(f"{name} is not JSON-serializable: {exc}") from None
         except RecursionError:
             raise TypeError(f"{name} is nested too deeply to store") from None
-    if total > settings.JOBS_ARGS_MAX_BYTES:
-        raise ValueError(f"arguments are {total} bytes as JSON; the limit is {settings.JOBS_ARGS_MAX_BYTES}")
+    limit = jobs_setting("JOBS_ARGS_MAX_BYTES")
+    if total > limit:
+        raise ValueError(f"arguments are {total} bytes as JSON; the limit is {limit}")
 
 
 def _seconds(value: timedelta | int | float | None) -> float | None:
@@ -103,7 +105,7 @@ def build_record(func_or_path, args: Sequence = (), kwargs: dict | None = None, 
     return BackgroundTaskRecord(
         func_path=func_path, args=list(args), kwargs=dict(kwargs), queue_name=queue,
         max_retries=retries, retry_intervals=_intervals(retry_intervals),
-        timeout=timeout or settings.RQ_QUEUES[queue].get("DEFAULT_TIMEOUT", settings.JOBS_DEFAULT_TIMEOUT),
+        timeout=timeout or settings.RQ_QUEUES[queue].get("DEFAULT_TIMEOUT", jobs_setting("JOBS_DEFAULT_TIMEOUT")),
         enqueued_at=now, scheduled_for=now + timedelta(seconds=delay_s) if delay_s else None,
     )
 
@@ -164,7 +166,7 @@ def _rq_job(record: BackgroundTaskRecord, queue) -> Job:
         retry = Retry(max=record.max_retries, interval=record.retry_intervals or 0)
     return queue.create_job(
         record.func_path, args=record.args, kwargs=record.kwargs, job_id=str(record.pk),
-        timeout=record.timeout, result_ttl=settings.JOBS_RESULT_TTL, retry=retry,
+        timeout=record.timeout, result_ttl=jobs_setting("JOBS_RESULT_TTL"), retry=retry,
         description=record.func_path,
     )
 

@@ -29,6 +29,8 @@ DEFAULTS: dict[str, Any] = {
     "JOBS_ARGS_MAX_BYTES": 1024 * 1024,
     # Tracebacks are stored up to this many characters (the tail, where the error is).
     "JOBS_TRACEBACK_MAX_CHARS": 20000,
+    # On a warm shutdown (SIGTERM), a job still running after this long is stopped and recorded.
+    "JOBS_SHUTDOWN_GRACE_SECONDS": 25,
     # The clock's reconcile interval.
     "JOBS_RECONCILE_SECONDS": 15,
     # Finished jobs older than this many days are deleted by the clock (None or 0: never).

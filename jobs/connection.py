@@ -7,6 +7,8 @@ from django.conf import settings
 from redis import Redis
 from rq import Queue
 
+from .conf import jobs_setting
+
 # django-rq builds a new client (and pool) on every call; the engine keeps one per
 # queue configuration. A changed RQ_QUEUES entry (tests, a re-configured site) gets a new one.
 _connections: dict[tuple[str, str], Redis] = {}
@@ -31,4 +33,4 @@ def get_queue(queue_name: str) -> Queue:
         raise ValueError(f"unknown queue {queue_name!r}; configured: {', '.join(queue_names())}")
     config = settings.RQ_QUEUES[queue_name]
     return Queue(queue_name, connection=get_connection(queue_name),
-                 default_timeout=config.get("DEFAULT_TIMEOUT", settings.JOBS_DEFAULT_TIMEOUT))
+                 default_timeout=config.get("DEFAULT_TIMEOUT", jobs_setting("JOBS_DEFAULT_TIMEOUT")))

@@ -24,7 +24,6 @@ import time
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 
-from django.conf import settings
 from django.db.models import Q
 from django.utils import timezone
 from rq.job import Job, JobStatus
@@ -32,6 +31,7 @@ from rq.registry import StartedJobRegistry
 from rq.utils import utcparse
 
 from . import api
+from .conf import jobs_setting
 from .connection import get_connection, get_queue
 from .models import BackgroundTaskRecord, Status
 from .worker import apply_status
@@ -76,7 +76,7 @@ def reconcile_records(*, dry_run: bool = False) -> Report:
     """One reconcile pass over every pending and running row; returns the report."""
     report = Report(dry_run=dry_run)
     now = timezone.now()
-    grace = timedelta(seconds=settings.JOBS_PENDING_GRACE_SECONDS)
+    grace = timedelta(seconds=jobs_setting("JOBS_PENDING_GRACE_SECONDS"))
     # Pending rows get a grace period: their push may still be on its way after commit.
     active = (BackgroundTaskRecord.objects
               .filter(Q(status=Status.RUNNING) | Q(status=Status.PENDING, enqueued_at__lt=now - grace))
@@ -114,7 +114,7 @@ def _reconcile_queue_group(queue_name: str, records: list[BackgroundTaskRecord],
         for record in records:
             pipe.hmget(Job.key_for(str(record.pk)), "status", "last_heartbeat", "worker_name")
         states = pipe.execute()
-    lost_after = timedelta(seconds=settings.JOBS_WORKER_LOST_AFTER_SECONDS)
+    lost_after = timedelta(seconds=jobs_setting("JOBS_WORKER_LOST_AFTER_SECONDS"))
     queued_ids: set[str] | None = None
     for record, (status, heartbeat, worker_name) in zip(records, states):
         report.checked += 1
@@ -142,7 +142,7 @@ def _reconcile_queue_group(queue_name: str, records: list[BackgroundTaskRecord],
                 if heartbeat_at is None or heartbeat_at < now - lost_after:
                     _settle_lost(record, report, heartbeat_at)
                 elif record.cancel_requested_at and record.cancel_requested_at < now - timedelta(
-                        seconds=settings.JOBS_CANCEL_RESEND_SECONDS):
+                        seconds=jobs_setting("JOBS_CANCEL_RESEND_SECONDS")):
                     if not report.dry_run:
                         api.send_stop(record)
                     report.note(report.stops_resent, record.pk, "cancel not confirmed yet: stop command resent")

@@ -19,11 +19,11 @@ import time
 from datetime import timedelta
 
 import rq
-from django.conf import settings
 from django.db import close_old_connections, connections
 from django.utils import timezone
 from rq.job import Job, JobStatus, get_current_job
 
+from .conf import jobs_setting
 from .models import BackgroundTaskRecord
 
 logger = logging.getLogger(__name__)
@@ -63,9 +63,9 @@ def capped_result(value):
     try:
         text = json.dumps(value, allow_nan=False)
     except (TypeError, ValueError, RecursionError):
-        return {"repr": repr(value)[: settings.JOBS_RESULT_MAX_BYTES], "note": "not JSON-serializable"}
-    if len(text) > settings.JOBS_RESULT_MAX_BYTES:
-        return {"preview": text[: settings.JOBS_RESULT_MAX_BYTES], "note": f"truncated from {len(text)} bytes"}
+        return {"repr": repr(value)[: jobs_setting("JOBS_RESULT_MAX_BYTES")], "note": "not JSON-serializable"}
+    if len(text) > jobs_setting("JOBS_RESULT_MAX_BYTES"):
+        return {"preview": text[: jobs_setting("JOBS_RESULT_MAX_BYTES")], "note": f"truncated from {len(text)} bytes"}
     return value
 
 
@@ -77,7 +77,7 @@ def record_for(job: Job) -> BackgroundTaskRecord:
 def apply_status(record: BackgroundTaskRecord, status: JobStatus | None, *, exc_string: str = "",
                  result=None, timeout: int | None = None, retry_at=None, finished_at=None) -> bool:
     """Map the status Redis holds for a job onto its row. Shared by the hooks and the reconciler."""
-    tail = exc_string[-settings.JOBS_TRACEBACK_MAX_CHARS:] if exc_string else ""
+    tail = exc_string[-jobs_setting("JOBS_TRACEBACK_MAX_CHARS"):] if exc_string else ""
     if status == JobStatus.FINISHED:
         return record.mark_completed(result=capped_result(result), finished_at=finished_at)
     if status in (JobStatus.STOPPED, JobStatus.CANCELED):
@@ -113,8 +113,8 @@ class TrackingMixin:
     forks = True
 
     def __init__(self, *args, **kwargs):
-        kwargs.setdefault("job_monitoring_interval", settings.JOBS_HEARTBEAT_SECONDS)
-        kwargs.setdefault("default_result_ttl", settings.JOBS_RESULT_TTL)
+        kwargs.setdefault("job_monitoring_interval", jobs_setting("JOBS_HEARTBEAT_SECONDS"))
+        kwargs.setdefault("default_result_ttl", jobs_setting("JOBS_RESULT_TTL"))
         super().__init__(*args, **kwargs)
 
     # --- main process -------------------------------------------------------

@@ -1,8 +1,8 @@
 import time
 
-from django.conf import settings
 from django.core.management.base import BaseCommand
 
+from jobs.conf import jobs_setting
 from jobs.clock import run_clock
 
 
@@ -14,4 +14,4 @@ class Command(BaseCommand):
 
     def handle(self, *args, once=False, **options):
         run_clock(once=once, write=self.stdout.write, sleep=time.sleep,
-                  reconcile_every=settings.JOBS_RECONCILE_SECONDS)
+                  reconcile_every=jobs_setting("JOBS_RECONCILE_SECONDS"))
