@@ -115,6 +115,9 @@ USE_TZ = True
 STATIC_URL = "static/"
 STATIC_ROOT = BASE_DIR / "staticfiles"
 STATICFILES_DIRS = [BASE_DIR / "static"]
+# In development gunicorn serves static files straight from the source folders.
+WHITENOISE_USE_FINDERS = DEBUG
+WHITENOISE_AUTOREFRESH = DEBUG
 STORAGES = {
     "default": {"BACKEND": "django.core.files.storage.FileSystemStorage"},
     "staticfiles": {"BACKEND": "whitenoise.storage.CompressedStaticFilesStorage"},
@@ -149,6 +152,9 @@ JOBS_RESULT_MAX_BYTES = env_int("JOBS_RESULT_MAX_BYTES", 65536)
 JOBS_ARGS_MAX_BYTES = env_int("JOBS_ARGS_MAX_BYTES", 1024 * 1024)
 # Tracebacks are stored up to this many characters (the tail, where the error is).
 JOBS_TRACEBACK_MAX_CHARS = env_int("JOBS_TRACEBACK_MAX_CHARS", 20000)
+# On SIGTERM a worker finishes its job, but stops it after this many seconds (keep it
+# below your process manager's kill timeout, so no work horse is left orphaned).
+JOBS_SHUTDOWN_GRACE_SECONDS = env_int("JOBS_SHUTDOWN_GRACE_SECONDS", 25)
 # The reconciler's loop interval in the Procfile's clock process.
 JOBS_RECONCILE_SECONDS = env_int("JOBS_RECONCILE_SECONDS", 15)
 
@@ -162,6 +168,26 @@ LOGGING = {
         "rq.worker": {"level": os.environ.get("RQ_LOG_LEVEL", "INFO")},
     },
 }
+
+# --- dashboard ---
+# How often polled regions refresh (htmx "every Ns"); one request in flight per region.
+DASHBOARD_POLL_SECONDS = env_int("DASHBOARD_POLL_SECONDS", 3)
+# The charts change once a minute (the clock's samples): they poll less often.
+DASHBOARD_CHART_POLL_SECONDS = env_int("DASHBOARD_CHART_POLL_SECONDS", 60)
+# Rows per page of the job list and the audit log (keyset pagination).
+DASHBOARD_PAGE_SIZE = env_int("DASHBOARD_PAGE_SIZE", 50)
+# Bulk actions run in chunks of this many rows, at most DASHBOARD_BULK_MAX rows per request:
+# each row is its own transaction and Redis round trip, so the cap bounds the request time.
+DASHBOARD_BULK_CHUNK = env_int("DASHBOARD_BULK_CHUNK", 100)
+DASHBOARD_BULK_MAX = env_int("DASHBOARD_BULK_MAX", 1000)
+# How long a bulk confirmation stays valid.
+DASHBOARD_BULK_TOKEN_SECONDS = env_int("DASHBOARD_BULK_TOKEN_SECONDS", 900)
+# A worker whose heartbeat is older than this is flagged stale.
+DASHBOARD_STALE_HEARTBEAT_SECONDS = env_int("DASHBOARD_STALE_HEARTBEAT_SECONDS", JOBS_WORKER_LOST_AFTER_SECONDS)
+# A scheduled job this late is flagged overdue.
+DASHBOARD_OVERDUE_SECONDS = env_int("DASHBOARD_OVERDUE_SECONDS", 60)
+# Keyword arguments whose names contain one of these are masked on the job page.
+DASHBOARD_SENSITIVE_KWARGS = ("password", "secret", "token", "api_key", "apikey", "authorization", "credential")
 
 # --- ecosystem ---
 # Django Tasks (the django-tasks backport on 5.2): @task functions run on RQ as tracked jobs.

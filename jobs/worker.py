@@ -15,6 +15,7 @@ import logging
 import os
 import re
 import socket
+import threading
 import time
 from datetime import timedelta
 
@@ -214,6 +215,28 @@ class TrackingMixin:
 
 class Worker(TrackingMixin, rq.Worker):
     """The forking worker: isolation, timeouts and stop commands. The default."""
+
+    def request_stop(self, signum, frame):
+        """Warm shutdown, bounded: a job still running after JOBS_SHUTDOWN_GRACE_SECONDS is
+        stopped and recorded (retried if it has retries left), instead of being orphaned
+        when the process manager's SIGKILL takes the worker but not its work horse."""
+        super().request_stop(signum, frame)  # raises StopRequested when idle
+        grace = jobs_setting("JOBS_SHUTDOWN_GRACE_SECONDS")
+        if self.horse_pid and grace >= 0:
+            timer = threading.Timer(grace, self._stop_horse_for_shutdown, args=(grace,))
+            timer.daemon = True
+            timer.start()
+
+    def _stop_horse_for_shutdown(self, grace: int) -> None:
+        if self.horse_pid:
+            self.log.warning("Worker %s: job still running %s s after shutdown began; stopping it", self.name, grace)
+            self._shutdown_message = f"WorkerShutdown: the worker shut down; the job was stopped after {grace} s"
+            self.kill_horse()
+
+    def handle_job_failure(self, job, queue, started_job_registry=None, exc_string="", execution=None):
+        exc_string = getattr(self, "_shutdown_message", None) or exc_string
+        super().handle_job_failure(job, queue, started_job_registry=started_job_registry,
+                                   exc_string=exc_string, execution=execution)
 
 
 class SimpleWorker(TrackingMixin, rq.SimpleWorker):
