@@ -1,0 +1,42 @@
+"""Who may see the dashboard and who may act: staff with the record's view permission, and
+the separate operate permission for every POST."""
+
+from __future__ import annotations
+
+from functools import wraps
+
+from django.contrib.auth.views import redirect_to_login
+from django.core.exceptions import PermissionDenied
+from django.views.decorators.http import require_POST
+
+VIEW = "jobs.view_backgroundtaskrecord"
+OPERATE = "jobs.operate_backgroundtaskrecord"
+
+
+def can_view(user) -> bool:
+    return user.is_active and user.is_staff and user.has_perm(VIEW)
+
+
+def can_operate(user) -> bool:
+    return can_view(user) and user.has_perm(OPERATE)
+
+
+def _guard(check):
+    def decorator(view):
+        @wraps(view)
+        def wrapped(request, *args, **kwargs):
+            if not request.user.is_authenticated:
+                return redirect_to_login(request.get_full_path())
+            if not check(request.user):
+                raise PermissionDenied
+            return view(request, *args, **kwargs)
+        return wrapped
+    return decorator
+
+
+viewer_required = _guard(can_view)
+
+
+def operator_required(view):
+    """POST only, by a user holding the operate permission (403 otherwise)."""
+    return require_POST(_guard(can_operate)(view))

@@ -1,0 +1,224 @@
+"""Filters that live in the URL, and the bulk-action selection frozen into a signed token."""
+
+from __future__ import annotations
+
+import uuid
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+
+from django import forms
+from django.conf import settings
+from django.core import signing
+from django.db.models import Q, QuerySet
+from django.http import QueryDict
+from django.utils import timezone
+
+from jobs.bulk import ACTIONS
+from jobs.models import BackgroundTaskRecord, Status
+
+STATE_CHOICES = [
+    ("", "any state"),
+    ("pending", "pending (ready)"),
+    ("scheduled", "scheduled"),
+    ("overdue", "scheduled, overdue"),
+    ("running", "running"),
+    ("completed", "completed"),
+    ("failed", "failed"),
+    ("cancelled", "cancelled"),
+]
+TIME_FIELDS = {"enqueued": "enqueued_at", "finished": "finished_at"}
+AUDIT_ACTIONS = ["retry", "cancel", "delete", "pause", "resume", "bulk-retry", "bulk-cancel", "bulk-delete"]
+
+
+class FilterForm(forms.Form):
+    """Base for GET filter forms: the cleaned, non-empty values as a canonical query string."""
+
+    def query_string(self) -> str:
+        query = QueryDict(mutable=True)
+        for name, value in self.cleaned_data.items():
+            if value in (None, ""):
+                continue
+            query[name] = value.strftime("%Y-%m-%dT%H:%M:%S") if isinstance(value, datetime) else str(value)
+        return query.urlencode()
+
+    @property
+    def active(self) -> bool:
+        return self.is_bound and self.is_valid() and any(v not in (None, "") for v in self.cleaned_data.values())
+
+
+def _local_input():
+    return forms.DateTimeInput(attrs={"type": "datetime-local", "step": "1"}, format="%Y-%m-%dT%H:%M:%S")
+
+
+class JobFilterForm(FilterForm):
+    state = forms.ChoiceField(choices=STATE_CHOICES, required=False)
+    queue = forms.ChoiceField(required=False)
+    function = forms.CharField(required=False, max_length=255,
+                               widget=forms.TextInput(attrs={"placeholder": "jobs.demo.add", "list": "functions"}))
+    q = forms.CharField(required=False, max_length=200, label="Search",
+                        widget=forms.SearchInput(attrs={"placeholder": "id, function, args, error"}))
+    since = forms.DateTimeField(required=False, widget=_local_input(), help_text="UTC")
+    until = forms.DateTimeField(required=False, widget=_local_input(), help_text="UTC")
+    on = forms.ChoiceField(choices=[("", "enqueued"), ("enqueued", "enqueued"), ("finished", "finished")],
+                           required=False, widget=forms.HiddenInput)
+    error_type = forms.CharField(required=False, max_length=255, widget=forms.HiddenInput)
+    worker = forms.CharField(required=False, max_length=255, widget=forms.HiddenInput)
+
+    def __init__(self, *args, **kwargs):
+        super().__init__(*args, **kwargs)
+        self.fields["queue"].choices = [("", "any queue")] + [(name, name) for name in settings.RQ_QUEUES]
+
+    def clean(self):
+        data = super().clean()
+        if data.get("since") and data.get("until") and data["since"] > data["until"]:
+            raise forms.ValidationError("“since” must be before “until”.")
+        return data
+
+    def filter(self, queryset: QuerySet, now: datetime | None = None) -> QuerySet:
+        """Apply the cleaned filters; call only on a valid form."""
+        now = now or timezone.now()
+        data = self.cleaned_data
+        state = data.get("state")
+        if state == "pending":
+            queryset = queryset.filter(Q(scheduled_for__isnull=True) | Q(scheduled_for__lte=now), status=Status.PENDING)
+        elif state == "scheduled":
+            queryset = queryset.filter(status=Status.PENDING, scheduled_for__gt=now)
+        elif state == "overdue":
+            late = now - timedelta(seconds=settings.DASHBOARD_OVERDUE_SECONDS)
+            queryset = queryset.filter(status=Status.PENDING, scheduled_for__lt=late)
+        elif state:
+            queryset = queryset.filter(status=state)
+        exact = {"queue_name": data.get("queue"), "func_path": data.get("function"),
+                 "error_type": data.get("error_type"), "worker_name": data.get("worker")}
+        queryset = queryset.filter(**{k: v for k, v in exact.items() if v})
+        time_field = TIME_FIELDS[data.get("on") or "enqueued"]
+        if data.get("since"):
+            queryset = queryset.filter(**{f"{time_field}__gte": data["since"]})
+        if data.get("until"):
+            queryset = queryset.filter(**{f"{time_field}__lt": data["until"]})
+        if data.get("q"):
+            queryset = queryset.filter(self._search(data["q"]))
+        return queryset
+
+    @staticmethod
+    def _search(text: str) -> Q:
+        try:
+            return Q(pk=uuid.UUID(text))
+        except ValueError:
+            pass
+        return (Q(func_path__icontains=text) | Q(args__icontains=text) | Q(kwargs__icontains=text)
+                | Q(error_type__icontains=text) | Q(error_message__icontains=text))
+
+
+class AuditFilterForm(FilterForm):
+    user = forms.CharField(required=False, max_length=150, widget=forms.TextInput(attrs={"placeholder": "username"}))
+    action = forms.CharField(required=False, max_length=32, widget=forms.TextInput(attrs={"list": "audit-actions"}))
+    record = forms.UUIDField(required=False, label="Record id")
+
+    def filter(self, queryset: QuerySet) -> QuerySet:
+        data = self.cleaned_data
+        exact = {"username": data.get("user"), "action": data.get("action"), "record_id": data.get("record")}
+        return queryset.filter(**{k: v for k, v in exact.items() if v})
+
+
+# --- bulk actions ------------------------------------------------------------------
+
+class UUIDListField(forms.Field):
+    widget = forms.MultipleHiddenInput
+
+    def to_python(self, value) -> list[uuid.UUID]:
+        try:
+            return [uuid.UUID(str(v)) for v in value or []]
+        except ValueError:
+            raise forms.ValidationError("A selected job id is not valid.") from None
+
+
+class BulkForm(forms.Form):
+    """Step one of a bulk action: which action, on the selected rows or on all matching a filter."""
+
+    action = forms.ChoiceField(choices=[(a, a) for a in ACTIONS])
+    scope = forms.ChoiceField(choices=[("selected", "selected"), ("all", "all matching")], required=False)
+    ids = UUIDListField(required=False)
+    filter = forms.CharField(required=False, max_length=2000, widget=forms.HiddenInput)
+
+    def clean(self):
+        data = super().clean()
+        if data.get("scope") == "all":
+            self.filter_form = JobFilterForm(QueryDict(data.get("filter") or ""))
+            if not self.filter_form.is_valid():
+                raise forms.ValidationError("The filter of this selection is not valid.")
+        elif not data.get("ids"):
+            raise forms.ValidationError("Select at least one job, or “all matching this filter”.")
+        elif len(data["ids"]) > settings.DASHBOARD_BULK_MAX:
+            raise forms.ValidationError(f"Select at most {settings.DASHBOARD_BULK_MAX} jobs at once.")
+        return data
+
+    def freeze(self, user) -> "Selection":
+        """Count the selection now and seal it: confirming acts on these rows, not later arrivals."""
+        action = self.cleaned_data["action"]
+        if self.cleaned_data.get("scope") == "all":
+            filter_query = self.filter_form.query_string()
+            queryset = self.filter_form.filter(BackgroundTaskRecord.objects.all())
+            top = queryset.order_by("-enqueued_at", "-pk").values_list("enqueued_at", "pk").first()
+            count = 0
+            if top:
+                count = Selection.bounded(queryset, (top[0], str(top[1]))).count()
+            payload = {"a": action, "u": user.pk, "f": filter_query, "n": count,
+                       "b": [top[0].isoformat(), str(top[1])] if top else None}
+        else:
+            ids = [str(pk) for pk in BackgroundTaskRecord.objects.filter(pk__in=self.cleaned_data["ids"])
+                   .values_list("pk", flat=True)]
+            filter_query = ""
+            payload = {"a": action, "u": user.pk, "ids": ids, "n": len(ids)}
+        token = signing.dumps(payload, salt=Selection.SALT, compress=True)
+        return Selection(action=action, count=payload["n"], filter_query=filter_query, token=token,
+                         scope=self.cleaned_data.get("scope") or "selected")
+
+
+@dataclass
+class Selection:
+    """A bulk action's frozen selection, as sealed in its confirmation token."""
+
+    SALT = "dashboard.bulk.selection"
+
+    action: str
+    count: int
+    filter_query: str
+    token: str
+    scope: str
+    ids: list[str] | None = None
+    upto: tuple[datetime, str] | None = None
+
+    @property
+    def capped(self) -> bool:
+        return self.count > settings.DASHBOARD_BULK_MAX
+
+    @property
+    def limit(self) -> int:
+        return min(self.count, settings.DASHBOARD_BULK_MAX)
+
+    @staticmethod
+    def bounded(queryset: QuerySet, upto: tuple[datetime, str]) -> QuerySet:
+        at, pk = upto
+        return queryset.filter(Q(enqueued_at__lt=at) | Q(enqueued_at=at, pk__lte=pk))
+
+    @classmethod
+    def open(cls, token: str, user) -> "Selection":
+        """Unseal a confirmation token; raises signing.BadSignature if forged, stale or someone else's."""
+        payload = signing.loads(token, salt=cls.SALT, max_age=settings.DASHBOARD_BULK_TOKEN_SECONDS)
+        if payload.get("u") != user.pk or payload.get("a") not in ACTIONS:
+            raise signing.BadSignature("this confirmation belongs to another user")
+        bound = payload.get("b")
+        return cls(action=payload["a"], count=payload["n"], filter_query=payload.get("f", ""), token=token,
+                   scope="selected" if "ids" in payload else "all", ids=payload.get("ids"),
+                   upto=(datetime.fromisoformat(bound[0]), bound[1]) if bound else None)
+
+    def queryset(self) -> QuerySet:
+        records = BackgroundTaskRecord.objects.all()
+        if self.ids is not None:
+            return records.filter(pk__in=self.ids)
+        form = JobFilterForm(QueryDict(self.filter_query))
+        if not form.is_valid():
+            raise signing.BadSignature("the sealed filter is no longer valid")
+        return form.filter(records)
+

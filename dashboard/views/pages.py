@@ -1,0 +1,99 @@
+"""The read-only pages: overview, failures, workers and the audit log."""
+
+from __future__ import annotations
+
+from urllib.parse import urlencode
+
+from django.conf import settings
+from django.urls import reverse
+from django.utils import timezone
+from django.views.decorators.vary import vary_on_headers
+
+from jobs import stats
+from jobs.models import AuditEntry, BackgroundTaskRecord
+
+from .. import charts
+from ..access import viewer_required
+from ..forms import AUDIT_ACTIONS, AuditFilterForm
+from ..health import jobs_url, warnings
+from ..paging import BadCursor, keyset
+from .base import render_page
+
+
+def read_workers() -> tuple[list[stats.WorkerInfo] | None, str]:
+    """The workers, or None and why not (Redis down must not take the dashboard down)."""
+    try:
+        return stats.workers(), ""
+    except stats.Unavailable as exc:
+        return None, str(exc)
+
+
+def read_queues(now) -> tuple[list[stats.QueueStats], str]:
+    queues, error = stats.queue_stats(now), ""
+    try:
+        paused = stats.paused_queues()
+    except stats.Unavailable as exc:
+        paused, error = set(), str(exc)
+    for queue in queues:
+        queue.paused = queue.name in paused
+    return queues, error
+
+
+def _minute_link(slot, state) -> str:
+    return jobs_url(state=state, on="finished", since=f"{slot.start:%Y-%m-%dT%H:%M:%S}",
+                    until=f"{slot.end:%Y-%m-%dT%H:%M:%S}")
+
+
+@viewer_required
+@vary_on_headers("HX-Request")
+def overview(request):
+    now = timezone.now()
+    queues, redis_error = read_queues(now)
+    workers, workers_error = read_workers()
+    for queue in queues:
+        queue.workers = sum(1 for w in workers or [] if queue.name in w.queues and not w.stale)
+    chart = charts.throughput_chart("Completed and failed per minute, last hour",
+                                    charts.minute_buckets(stats.throughput(60, now)), _minute_link)
+    context = {
+        "counts": stats.state_counts(queues), "queues": queues, "workers": workers, "chart": chart,
+        "redis_error": redis_error or workers_error, "warnings": warnings(queues, workers, now),
+        "failures": BackgroundTaskRecord.objects.failed().order_by("-finished_at")[:8],
+    }
+    return render_page(request, "dashboard/overview.html", context, ("overview-live",))
+
+
+@viewer_required
+@vary_on_headers("HX-Request")
+def failure_list(request):
+    groups = stats.failure_groups()
+    for group in groups:
+        group.filter_query = urlencode({"state": "failed", "function": group.func_path, "error_type": group.error_type})
+        group.jobs_url = f"{reverse('job_list')}?{group.filter_query}"
+    context = {"groups": groups}
+    return render_page(request, "dashboard/failure_list.html", context, ("failure-groups",))
+
+
+@viewer_required
+@vary_on_headers("HX-Request")
+def worker_list(request):
+    workers, error = read_workers()
+    context = {"workers": workers or [], "redis_error": error,
+               "stale_after": settings.DASHBOARD_STALE_HEARTBEAT_SECONDS}
+    return render_page(request, "dashboard/worker_list.html", context, ("worker-table",))
+
+
+@viewer_required
+@vary_on_headers("HX-Request")
+def audit_list(request):
+    form = AuditFilterForm(request.GET)
+    context, status = {"form": form, "page": None, "error": "", "actions": AUDIT_ACTIONS,
+                       "here": request.get_full_path()}, 200
+    if form.is_valid():
+        try:
+            entries = form.filter(AuditEntry.objects.all())
+            context["page"] = keyset(entries, request.GET.get("cursor"), settings.DASHBOARD_PAGE_SIZE, "created_at")
+        except BadCursor as exc:
+            context["error"], status = str(exc), 400
+    else:
+        context["error"], status = "Some filters are not valid: " + form.errors.as_text(), 400
+    return render_page(request, "dashboard/audit_list.html", context, ("audit-table",), status=status)

@@ -1,0 +1,77 @@
+"""Queues: depth and latency now, pause and resume, and charts of the last hour or day."""
+
+from __future__ import annotations
+
+from datetime import timedelta
+
+from django.conf import settings
+from django.http import Http404
+from django.urls import reverse
+from django.utils import timezone
+from django.views.decorators.vary import vary_on_headers
+
+from jobs import api
+from jobs.models import QueueSample
+
+from .. import charts
+from ..access import operator_required, viewer_required
+from ..health import jobs_url
+from .base import acted, render_fragment, render_page
+from .pages import read_queues, read_workers
+
+# window name → (span, bucket size)
+WINDOWS = {"hour": (timedelta(hours=1), timedelta(minutes=1)), "day": (timedelta(days=1), timedelta(minutes=20))}
+
+
+def _link(queue_name: str, on: str = ""):
+    def link(slot, state) -> str:
+        params = {"queue": queue_name, "since": f"{slot.start:%Y-%m-%dT%H:%M:%S}",
+                  "until": f"{slot.end:%Y-%m-%dT%H:%M:%S}"}
+        return jobs_url(**params, **({"state": state, "on": on} if on else {}))
+    return link
+
+
+def queue_charts(window: str, now) -> list[dict]:
+    """Per queue: a depth chart and a throughput chart over the window, from the clock's samples."""
+    span, size = WINDOWS[window]
+    until = now.replace(second=0, microsecond=0) + timedelta(minutes=1)
+    since = until - span
+    samples: dict[str, list] = {name: [] for name in settings.RQ_QUEUES}
+    for sample in QueueSample.objects.filter(taken_at__gte=since).order_by("taken_at"):
+        samples.setdefault(sample.queue_name, []).append(sample)
+    return [{"queue": name, "depth": charts.depth_chart(f"{name}: depth", slots, _link(name)),
+             "throughput": charts.throughput_chart(f"{name}: throughput", slots, _link(name, "finished"))}
+            for name, rows in samples.items() for slots in [charts.buckets(rows, since, until, size)]]
+
+
+@viewer_required
+@vary_on_headers("HX-Request")
+def queue_list(request):
+    now = timezone.now()
+    window = request.GET.get("window") or "hour"
+    if window not in WINDOWS:
+        window, status, error = "hour", 400, "Unknown chart window: choose “hour” or “day”."
+    else:
+        status, error = 200, ""
+    queues, redis_error = read_queues(now)
+    workers, _ = read_workers()
+    for queue in queues:
+        queue.workers = sum(1 for w in workers or [] if queue.name in w.queues and not w.stale)
+    context = {"queues": queues, "redis_error": redis_error, "error": error, "window": window,
+               "windows": list(WINDOWS), "charts": queue_charts(window, now),
+               "chart_poll_seconds": settings.DASHBOARD_CHART_POLL_SECONDS}
+    return render_page(request, "dashboard/queue_list.html", context, ("queue-table", "queue-charts"), status=status)
+
+
+@operator_required
+def queue_action(request, name, action):
+    if name not in settings.RQ_QUEUES:
+        raise Http404(f"No queue named {name!r}.")
+    (api.pause_queue if action == "pause" else api.resume_queue)(name, request.user)
+    text = f"Queue {name} {'paused' if action == 'pause' else 'resumed'}."
+    fragment = None
+    if request.htmx:
+        queues, _ = read_queues(timezone.now())
+        queue = next(q for q in queues if q.name == name)
+        fragment = render_fragment(request, "dashboard/partials/queue_row.html", {"queue": queue})
+    return acted(request, text, next_url=reverse("queue_list"), fragment=fragment)

@@ -1,0 +1,224 @@
+"""Read-only numbers for the dashboard: counts, depth, latency, throughput, workers.
+
+Nothing here writes. In particular nothing calls an RQ registry's ``count`` or ``len()``:
+those run the registry's cleanup, which fails abandoned jobs as a side effect.
+"""
+
+from __future__ import annotations
+
+import uuid
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+
+import redis
+from django.conf import settings
+from django.db.models import Count, Max, Min, Q
+from django.db.models.functions import Coalesce, TruncMinute
+from django.utils import timezone
+from rq import Worker
+
+from .connection import get_connection, queue_names
+from .models import BackgroundTaskRecord, Status
+
+REDIS_ERRORS = (redis.exceptions.ConnectionError, redis.exceptions.TimeoutError)
+
+
+class Unavailable(Exception):
+    """Redis did not answer: the numbers that live there cannot be read now."""
+
+
+# --- records -----------------------------------------------------------------
+
+@dataclass
+class QueueStats:
+    """One queue's depth now: ready-to-run pending, scheduled, running and finished counts."""
+
+    name: str
+    pending: int = 0
+    scheduled: int = 0
+    running: int = 0
+    completed: int = 0
+    failed: int = 0
+    cancelled: int = 0
+    oldest_pending_at: datetime | None = None
+    latency_seconds: float = 0.0
+    paused: bool = False
+    workers: int = 0
+
+    @property
+    def total(self) -> int:
+        return self.pending + self.scheduled + self.running + self.completed + self.failed + self.cancelled
+
+
+def queue_stats(now: datetime | None = None) -> list[QueueStats]:
+    """Per configured queue (plus any queue only rows still name): counts by state and latency.
+
+    One GROUP BY over (queue, status); latency is the age of the oldest pending job that
+    is ready to run (a due scheduled job counts from its scheduled time).
+    """
+    now = now or timezone.now()
+    ready = Q(status=Status.PENDING) & (Q(scheduled_for__isnull=True) | Q(scheduled_for__lte=now))
+    rows = (BackgroundTaskRecord.objects.order_by().values("queue_name", "status")
+            .annotate(n=Count("pk"), scheduled=Count("pk", filter=Q(scheduled_for__gt=now)),
+                      oldest=Min(Coalesce("scheduled_for", "enqueued_at"), filter=ready)))
+    stats = {name: QueueStats(name) for name in queue_names()}
+    for row in rows:
+        queue = stats.setdefault(row["queue_name"], QueueStats(row["queue_name"]))
+        status = row["status"]
+        if status == Status.PENDING:
+            queue.scheduled += row["scheduled"]
+            queue.pending += row["n"] - row["scheduled"]
+            queue.oldest_pending_at = row["oldest"]
+        elif status in (Status.RUNNING, Status.COMPLETED, Status.FAILED, Status.CANCELLED):
+            setattr(queue, str(status), getattr(queue, str(status)) + row["n"])
+    for queue in stats.values():
+        if queue.oldest_pending_at:
+            queue.latency_seconds = max(0.0, (now - queue.oldest_pending_at).total_seconds())
+    return list(stats.values())
+
+
+def state_counts(queues: list[QueueStats]) -> dict[str, int]:
+    """Totals by state across queues ('scheduled' split from 'pending')."""
+    states = ("pending", "scheduled", "running", "completed", "failed", "cancelled")
+    return {state: sum(getattr(q, state) for q in queues) for state in states}
+
+
+@dataclass
+class Minute:
+    at: datetime
+    completed: int = 0
+    failed: int = 0
+
+
+def throughput(minutes: int = 60, now: datetime | None = None) -> list[Minute]:
+    """Completed and failed jobs per minute over the last `minutes`, oldest first, zeros filled.
+
+    Reads the rows (index record_status_finished), so it is exact without the clock running.
+    """
+    now = (now or timezone.now()).replace(second=0, microsecond=0) + timedelta(minutes=1)
+    since = now - timedelta(minutes=minutes)
+    rows = (BackgroundTaskRecord.objects.order_by()
+            .filter(status__in=[Status.COMPLETED, Status.FAILED], finished_at__gte=since, finished_at__lt=now)
+            .annotate(minute=TruncMinute("finished_at")).values("minute", "status").annotate(n=Count("pk")))
+    series = {since + timedelta(minutes=i): Minute(since + timedelta(minutes=i)) for i in range(minutes)}
+    for row in rows:
+        minute = series.get(row["minute"])
+        if minute is not None:
+            setattr(minute, str(row["status"]), row["n"])
+    return list(series.values())
+
+
+@dataclass
+class FailureGroup:
+    """Failed jobs sharing a function and an exception type."""
+
+    func_path: str
+    error_type: str
+    count: int
+    first_at: datetime | None
+    last_at: datetime | None
+    sample: BackgroundTaskRecord | None = None
+
+
+def failure_groups(limit: int = 100) -> list[FailureGroup]:
+    """Failed jobs grouped by (function, exception type), most recently seen first, with a sample."""
+    rows = (BackgroundTaskRecord.objects.failed().order_by().values("func_path", "error_type")
+            .annotate(count=Count("pk"), first_at=Min("finished_at"), last_at=Max("finished_at"))
+            .order_by("-last_at", "func_path")[:limit])
+    groups = [FailureGroup(**row) for row in rows]
+    for group in groups:
+        group.sample = (BackgroundTaskRecord.objects.failed()
+                        .filter(func_path=group.func_path, error_type=group.error_type)
+                        .only("id", "error_message", "traceback", "finished_at", "args")
+                        .order_by("-finished_at").first())
+    return groups
+
+
+def overdue_scheduled(now: datetime | None = None):
+    """Pending jobs whose scheduled time passed more than DASHBOARD_OVERDUE_SECONDS ago."""
+    now = now or timezone.now()
+    return BackgroundTaskRecord.objects.pending().filter(
+        scheduled_for__lt=now - timedelta(seconds=settings.DASHBOARD_OVERDUE_SECONDS))
+
+
+def running_on_stale_workers(fresh_worker_names: set[str], now: datetime | None = None):
+    """Running jobs whose worker is missing or has not beaten recently (started over a grace ago)."""
+    now = now or timezone.now()
+    grace = timedelta(seconds=settings.DASHBOARD_STALE_HEARTBEAT_SECONDS)
+    return (BackgroundTaskRecord.objects.running().filter(started_at__lt=now - grace)
+            .exclude(worker_name__in=fresh_worker_names))
+
+
+# --- Redis ---------------------------------------------------------------------
+
+@dataclass
+class WorkerInfo:
+    """One RQ worker as it registered itself in Redis."""
+
+    name: str
+    hostname: str
+    pid: int | None
+    queues: list[str]
+    state: str
+    current_job_id: str | None
+    last_heartbeat_at: datetime | None
+    birth_at: datetime | None
+    successful_count: int
+    failed_count: int
+    working_seconds: float
+    heartbeat_age_seconds: float | None = None
+    stale: bool = False
+
+    @property
+    def current_record_id(self) -> uuid.UUID | None:
+        """The current job's id as a record id (None if idle, or a job not enqueued by jobs.api)."""
+        try:
+            return uuid.UUID(self.current_job_id) if self.current_job_id else None
+        except ValueError:
+            return None
+
+
+def workers(now: datetime | None = None) -> list[WorkerInfo]:
+    """Every registered RQ worker, name order; stale = heartbeat older than the setting.
+
+    Raises Unavailable if Redis does not answer.
+    """
+    now = now or timezone.now()
+    stale_after = settings.DASHBOARD_STALE_HEARTBEAT_SECONDS
+    found: dict[str, WorkerInfo] = {}
+    try:
+        for connection in _distinct_connections():
+            for worker in Worker.all(connection=connection):
+                beat = worker.last_heartbeat
+                age = max(0.0, (now - beat).total_seconds()) if beat else None
+                found[worker.name] = WorkerInfo(
+                    name=worker.name, hostname=worker.hostname or "", pid=worker.pid,
+                    queues=worker.queue_names(), state=worker.get_state(),
+                    current_job_id=worker.get_current_job_id(), last_heartbeat_at=beat, birth_at=worker.birth_date,
+                    successful_count=worker.successful_job_count, failed_count=worker.failed_job_count,
+                    working_seconds=worker.total_working_time, heartbeat_age_seconds=age,
+                    stale=age is None or age > stale_after,
+                )
+    except REDIS_ERRORS as exc:
+        raise Unavailable(f"Redis is unreachable: {exc}") from None
+    return [found[name] for name in sorted(found)]
+
+
+def paused_queues() -> set[str]:
+    """Queues an operator paused; raises Unavailable if Redis does not answer."""
+    from .api import paused_queues as read
+
+    try:
+        return read()
+    except REDIS_ERRORS as exc:
+        raise Unavailable(f"Redis is unreachable: {exc}") from None
+
+
+def _distinct_connections():
+    """One connection per distinct Redis URL among the configured queues."""
+    seen: dict[str, object] = {}
+    for name in queue_names():
+        url = settings.RQ_QUEUES[name].get("URL", "")
+        if url not in seen:
+            seen[url] = get_connection(name)
+    return list(seen.values())
