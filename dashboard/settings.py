@@ -209,25 +209,6 @@ if os.environ.get("REDIS_SENTINELS"):
         }
         for name in RQ_QUEUES
     }
-# Behind a TLS-terminating proxy that sets X-Forwarded-Proto (and strips it from clients):
-# Django then sees https requests as secure, and cookies are sent over https only.
-if env_bool("TRUST_X_FORWARDED_PROTO", False):
-    SECURE_PROXY_SSL_HEADER = ("HTTP_X_FORWARDED_PROTO", "https")
-    SESSION_COOKIE_SECURE = CSRF_COOKIE_SECURE = True
-# Redis Sentinel instead of REDIS_URL: REDIS_SENTINELS="10.0.0.1:26379,10.0.0.2:26379",
-# REDIS_MASTER_NAME, optional REDIS_PASSWORD and REDIS_DB (django-rq's SENTINELS/MASTER_NAME keys).
-if os.environ.get("REDIS_SENTINELS"):
-    RQ_QUEUES = {
-        name: {
-            "SENTINELS": [(host, int(port)) for host, port in
-                          (s.strip().rsplit(":", 1) for s in os.environ["REDIS_SENTINELS"].split(",") if s.strip())],
-            "MASTER_NAME": os.environ.get("REDIS_MASTER_NAME", "mymaster"),
-            "DB": env_int("REDIS_DB", 0),
-            "PASSWORD": os.environ.get("REDIS_PASSWORD") or None,
-            "DEFAULT_TIMEOUT": JOBS_DEFAULT_TIMEOUT,
-        }
-        for name in RQ_QUEUES
-    }
 # Django Tasks (the django-tasks backport on 5.2): @task functions run on RQ as tracked jobs.
 INSTALLED_APPS += ["django_tasks"]
 TASKS = {"default": {"BACKEND": "jobs.tasks_backend.RQBackend", "QUEUES": list(RQ_QUEUES)}}
