@@ -111,14 +111,13 @@ def buckets(samples: Iterable, since: datetime, until: datetime, size: timedelta
     return slots
 
 
-def nice_ceiling(value: float) -> int:
-    """The smallest 1, 2 or 5 × 10ⁿ at or above value (at least 1): a round top for the y axis."""
-    if value <= 1:
-        return 1
-    power = 10 ** math.floor(math.log10(value))
-    for step in (1, 2, 5, 10):
-        if step * power >= value:
-            return int(step * power)
+def nice_step(peak: float, ticks: int = 4) -> int:
+    """A whole 1, 2 or 5 × 10ⁿ step so that `ticks` steps reach `peak`: round, integer axis labels."""
+    raw = max(peak, 1) / ticks
+    power = 10 ** math.floor(math.log10(raw)) if raw >= 1 else 1
+    for multiple in (1, 2, 5, 10):
+        if multiple * power >= raw:
+            return max(1, int(multiple * power))
     return int(10 * power)
 
 
@@ -126,9 +125,9 @@ def _frame(chart: Chart, slots: list[Bucket], top_value: int) -> float:
     """Axes ticks for `slots` on x and 0..top_value on y; returns the slot width."""
     plot_w, plot_h = chart.right - chart.left, chart.bottom - chart.top
     for i in range(5):
-        value = top_value * i / 4
+        value = top_value * i // 4
         y = chart.bottom - plot_h * i / 4
-        label = f"{value:g}" if value < 10_000 else f"{value / 1000:g}k"
+        label = str(value) if value < 10_000 else f"{value / 1000:g}k"
         chart.y_ticks.append(Tick(x=chart.left - 6, y=y + 4, label=label, x1=chart.left, y1=y, x2=chart.right, y2=y))
     slot_w = plot_w / max(1, len(slots))
     every = max(1, math.ceil(len(slots) / 6))
@@ -145,7 +144,7 @@ def throughput_chart(title: str, slots: list[Bucket], link: Callable[[Bucket, st
     completed, failed = sum(s.completed for s in slots), sum(s.failed for s in slots)
     chart = Chart(title=title, summary=f"{completed} completed, {failed} failed",
                   legend=[("completed", "ok"), ("failed", "bad")])
-    top_value = nice_ceiling(max([s.completed + s.failed for s in slots] + [0]))
+    top_value = 4 * nice_step(max([s.completed + s.failed for s in slots] + [0]))
     slot_w = _frame(chart, slots, top_value)
     scale = (chart.bottom - chart.top) / top_value
     gap = min(1.0, slot_w * 0.15)
@@ -170,7 +169,7 @@ def depth_chart(title: str, slots: list[Bucket], link: Callable[[Bucket, str], s
     peak = max([getattr(s, name) for s in slots for name, _ in series] + [0])
     chart = Chart(title=title, summary=f"peak {peak} jobs waiting or running",
                   legend=[(name, css) for name, css in series])
-    top_value = nice_ceiling(peak)
+    top_value = 4 * nice_step(peak)
     slot_w = _frame(chart, slots, top_value)
     scale = (chart.bottom - chart.top) / top_value
     for name, css in series:

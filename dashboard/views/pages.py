@@ -52,7 +52,7 @@ def overview(request):
     workers, workers_error = read_workers()
     for queue in queues:
         queue.workers = sum(1 for w in workers or [] if queue.name in w.queues and not w.stale)
-    chart = charts.throughput_chart("Completed and failed per minute, last hour",
+    chart = charts.throughput_chart("Completed and failed per minute, last hour (UTC)",
                                     charts.minute_buckets(stats.throughput(60, now)), _minute_link)
     context = {
         "counts": stats.state_counts(queues), "queues": queues, "workers": workers, "chart": chart,

@@ -22,8 +22,8 @@ def test_buckets_add_throughput_and_keep_peak_depth():
     assert slots[1].pending == 1 and slots[2].samples == 0
 
 
-def test_nice_ceiling():
-    assert [charts.nice_ceiling(v) for v in (0, 1, 3, 7, 11, 240, 999)] == [1, 1, 5, 10, 20, 500, 1000]
+def test_axis_steps_are_round_integers():
+    assert [charts.nice_step(v) for v in (0, 3, 7, 19, 25, 41, 240, 999)] == [1, 1, 2, 5, 10, 20, 100, 500]
 
 
 def test_throughput_chart_bars_stack_inside_the_plot_and_link():
@@ -35,7 +35,7 @@ def test_throughput_chart_bars_stack_inside_the_plot_and_link():
         assert chart.top <= bar.y and bar.y + bar.height <= chart.bottom + 0.01
         assert chart.left <= bar.x <= chart.right
     assert chart.bars[0].href == "/jobs/?state=completed&since=1000"
-    assert chart.y_ticks[-1].label == "10" and chart.summary == "12 completed, 2 failed"
+    assert [t.label for t in chart.y_ticks] == ["0", "5", "10", "15", "20"] and chart.summary == "12 completed, 2 failed"
     assert not chart.empty
 
 
