@@ -135,7 +135,7 @@ class BackgroundTaskRecord(models.Model):
                      started_at: datetime | None = None) -> bool:
         """pending → running: count the attempt and open its attempt row. Idempotent per execution."""
         started_at = started_at or timezone.now()
-        with transaction.atomic():
+        with transaction.atomic(savepoint=False):
             row = (type(self).objects.select_for_update()
                    .filter(pk=self.pk).values("status", "execution_id", "attempts").first())
             if row is None or row["status"] not in ACTIVE_STATES or row["execution_id"] == execution_id:
@@ -146,20 +146,23 @@ class BackgroundTaskRecord(models.Model):
                 worker_name=worker_name, hostname=hostname, pid=pid, started_at=started_at,
                 finished_at=None, scheduled_for=None, progress=None, progress_message="",
             )
-            # A row still `running` here lost its previous attempt without any hook landing.
-            self.attempt_set.filter(outcome=TaskAttempt.Outcome.RUNNING).update(
-                outcome=TaskAttempt.Outcome.LOST, finished_at=started_at)
+            if row["status"] == Status.RUNNING:
+                # Still `running`: the previous attempt ended without any hook landing.
+                self.attempt_set.filter(outcome=TaskAttempt.Outcome.RUNNING).update(
+                    outcome=TaskAttempt.Outcome.LOST, finished_at=started_at)
             TaskAttempt.objects.create(
                 record_id=self.pk, number=number, execution_id=execution_id, started_at=started_at,
                 worker_name=worker_name, hostname=hostname, pid=pid,
             )
         return True
 
-    def mark_completed(self, *, result=None, finished_at: datetime | None = None) -> bool:
+    def mark_completed(self, *, result=None, finished_at: datetime | None = None,
+                       started_at: datetime | None = None) -> bool:
         """running (or pending, when the start hook was lost) → completed, with result and duration."""
         finished_at = finished_at or timezone.now()
-        with transaction.atomic():
-            started_at = type(self).objects.filter(pk=self.pk).values_list("started_at", flat=True).first()
+        with transaction.atomic(savepoint=False):
+            if started_at is None:
+                started_at = type(self).objects.filter(pk=self.pk).values_list("started_at", flat=True).first()
             duration_ms = int((finished_at - started_at).total_seconds() * 1000) if started_at else None
             done = self._transition(
                 ACTIVE_STATES, status=Status.COMPLETED, result=result, finished_at=finished_at,
@@ -175,7 +178,7 @@ class BackgroundTaskRecord(models.Model):
                     finished_at: datetime | None = None) -> bool:
         """running/pending → failed, keeping the last failure's error and traceback."""
         finished_at = finished_at or timezone.now()
-        with transaction.atomic():
+        with transaction.atomic(savepoint=False):
             done = self._transition(
                 ACTIVE_STATES, status=Status.FAILED, finished_at=finished_at, scheduled_for=None,
                 error_type=error_type[:255], error_message=error_message, traceback=traceback,
@@ -189,7 +192,7 @@ class BackgroundTaskRecord(models.Model):
                       scheduled_for: datetime | None = None, finished_at: datetime | None = None) -> bool:
         """running → pending: this attempt failed and RQ will run the job again (automatic retry)."""
         finished_at = finished_at or timezone.now()
-        with transaction.atomic():
+        with transaction.atomic(savepoint=False):
             done = self._transition(
                 (Status.RUNNING, Status.PENDING), status=Status.PENDING, scheduled_for=scheduled_for,
                 error_type=error_type[:255], error_message=error_message, traceback=traceback,
@@ -201,7 +204,7 @@ class BackgroundTaskRecord(models.Model):
     def mark_cancelled(self, *, reason: str = "", finished_at: datetime | None = None) -> bool:
         """pending/running → cancelled."""
         finished_at = finished_at or timezone.now()
-        with transaction.atomic():
+        with transaction.atomic(savepoint=False):
             done = self._transition(
                 ACTIVE_STATES, status=Status.CANCELLED, finished_at=finished_at, scheduled_for=None,
                 error_message=reason,
