@@ -2,7 +2,8 @@
 
 from __future__ import annotations
 
-from datetime import timedelta
+from datetime import datetime, timedelta
+from datetime import timezone as dt_timezone
 
 from django.conf import settings
 from django.http import Http404
@@ -34,7 +35,9 @@ def _link(queue_name: str, on: str = ""):
 def queue_charts(window: str, now) -> list[dict]:
     """Per queue: a depth chart and a throughput chart over the window, from the clock's samples."""
     span, size = WINDOWS[window]
-    until = now.replace(second=0, microsecond=0) + timedelta(minutes=1)
+    # Slots on round boundaries (…:00, :20, :40 for the day), the last one holding now.
+    step = size.total_seconds()
+    until = datetime.fromtimestamp((now.timestamp() // step + 1) * step, tz=dt_timezone.utc)
     since = until - span
     samples: dict[str, list] = {name: [] for name in settings.RQ_QUEUES}
     for sample in QueueSample.objects.filter(taken_at__gte=since).order_by("taken_at"):

@@ -30,7 +30,9 @@ def test_anonymous_visitors_are_sent_to_login(client, pages):
 def test_staff_without_the_view_permission_get_403(client, staff_user, pages):
     client.force_login(staff_user)
     for url in pages:
-        assert client.get(url).status_code == 403, url
+        response = client.get(url)
+        assert response.status_code == 403, url
+        assert b"Can view background task record" in response.content
 
 
 def test_non_staff_with_the_permission_get_403(client, django_user_model, pages):
