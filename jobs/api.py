@@ -27,6 +27,7 @@ from rq.job import Job
 
 from .conf import jobs_setting
 from .connection import get_connection, get_queue
+from .copy import insert_many
 from .models import AuditEntry, BackgroundTaskRecord, Status
 
 logger = logging.getLogger(__name__)
@@ -144,7 +145,7 @@ def enqueue_many(calls: Iterable[Call], *, queue: str = "default", retries: int 
     """Enqueue many jobs with one INSERT and, after commit, one Redis pipeline."""
     records = [build_record(c.func, c.args, c.kwargs, queue=queue, retries=retries,
                             retry_intervals=retry_intervals, timeout=timeout) for c in calls]
-    BackgroundTaskRecord.objects.bulk_create(records, batch_size=2000)
+    insert_many(BackgroundTaskRecord, records)
     transaction.on_commit(functools.partial(push_many, records))
     return records
 

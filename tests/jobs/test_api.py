@@ -107,7 +107,7 @@ def test_enqueue_many_uses_one_insert_and_one_pipeline(redis_conn, drain):
         with transaction.atomic():
             records = api.enqueue_many(calls, queue="low")
     statements = [q["sql"].split()[0] for q in queries.captured_queries]
-    # One INSERT (SQLite's 999-parameter limit splits it into batches), one UPDATE of pushed_at.
+    # One INSERT (COPY on PostgreSQL; SQLite's 999-parameter limit splits it), one UPDATE of pushed_at.
     inserts = 1 if connection.vendor != "sqlite" else -(-50 * 27 // 999)
     assert statements.count("INSERT") <= inserts and statements.count("UPDATE") == 1, statements
     assert len(records) == 50
