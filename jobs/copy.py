@@ -21,7 +21,8 @@ def insert_many(model: type[models.Model], objs: Sequence[models.Model], batch_s
         return
     from psycopg.types.json import Jsonb
 
-    fields = model._meta.concrete_fields
+    # Auto-increment keys are left to the database's sequence.
+    fields = [f for f in model._meta.concrete_fields if not isinstance(f, models.fields.AutoFieldMixin)]
     columns = ", ".join(connection.ops.quote_name(f.column) for f in fields)
     is_json = [isinstance(f, models.JSONField) for f in fields]
     attnames = [f.attname for f in fields]

@@ -2,7 +2,7 @@
 
 About 1% failed (with tracebacks and several attempts), a few running and pending, the rest
 completed, spread over several queues and functions and the last `days` days. PostgreSQL
-gets COPY (a million rows in well under a minute); other databases get bulk INSERTs.
+gets COPY, other databases bulk INSERTs (jobs.copy.insert_many).
 Seeded rows count as pushed, and their functions exist in jobs.demo, so a clock running
 over them later does no harm.
 """
@@ -13,9 +13,10 @@ import random
 import uuid
 from datetime import datetime, timedelta
 
-from django.db import connection, transaction
+from django.db import transaction
 from django.utils import timezone
 
+from .copy import insert_many
 from .models import BackgroundTaskRecord, Status, TaskAttempt
 
 FUNCTIONS = [
@@ -61,15 +62,8 @@ def seed_records(records: int, *, days: int = 30, failed_ratio: float = 0.01, ac
             rows.append(record)
             attempts.extend(tries)
         with transaction.atomic():
-            if connection.vendor == "postgresql":
-                _copy("jobs_backgroundtaskrecord", RECORD_COLUMNS, rows)
-                _copy("jobs_taskattempt", ATTEMPT_COLUMNS, attempts)
-            else:
-                BackgroundTaskRecord.objects.bulk_create(
-                    [BackgroundTaskRecord(**dict(zip(RECORD_COLUMNS, r))) for r in rows], batch_size=500)
-                TaskAttempt.objects.bulk_create(
-                    [TaskAttempt(**dict(zip(["record_id", *ATTEMPT_COLUMNS[1:]], a))) for a in attempts],
-                    batch_size=500)
+            insert_many(BackgroundTaskRecord, [BackgroundTaskRecord(**dict(zip(RECORD_COLUMNS, r))) for r in rows])
+            insert_many(TaskAttempt, [TaskAttempt(**dict(zip(ATTEMPT_COLUMNS, a))) for a in attempts])
         written += len(rows)
     return written
 
@@ -127,12 +121,3 @@ def _record(rng: random.Random, i: int, total: int, now: datetime, days: int, fa
         1.0 if status == Status.COMPLETED else None, "",
     ]
     return record, attempts
-
-
-def _copy(table: str, columns: list[str], rows: list[list]) -> None:
-    from psycopg.types.json import Jsonb
-
-    with connection.cursor() as cursor:
-        with cursor.cursor.copy(f"COPY {table} ({', '.join(columns)}) FROM STDIN") as copy:
-            for row in rows:
-                copy.write_row([Jsonb(v) if isinstance(v, (list, dict)) else v for v in row])
