@@ -28,10 +28,10 @@ def warnings(queues: list[stats.QueueStats], workers: list[stats.WorkerInfo] | N
     fresh = [w for w in workers or [] if not w.stale]
     for queue in queues:
         if workers is not None and queue.pending and not any(queue.name in w.queues for w in fresh):
-            found.append(Warning(f"Queue “{queue.name}” has {queue.pending} pending jobs and no live worker.",
+            found.append(Warning(f"Queue “{queue.name}” has {_jobs(queue.pending)} pending and no live worker.",
                                  jobs_url(queue=queue.name, state="pending"), "pending jobs"))
         if queue.paused and queue.pending:
-            found.append(Warning(f"Queue “{queue.name}” is paused with {queue.pending} pending jobs.",
+            found.append(Warning(f"Queue “{queue.name}” is paused with {_jobs(queue.pending)} pending.",
                                  reverse("queue_list"), "queues"))
     if workers is not None:
         stuck = list(stats.running_on_stale_workers({w.name for w in fresh}, now)
@@ -41,12 +41,16 @@ def warnings(queues: list[stats.QueueStats], workers: list[stats.WorkerInfo] | N
             by_worker.setdefault(worker or "an unknown worker", []).append(pk)
         for worker, pks in by_worker.items():
             found.append(Warning(
-                f"{len(pks)} running job(s) on {worker}, whose heartbeat is stale or missing.",
+                f"{_jobs(len(pks))} running on {worker}, whose heartbeat is stale or missing.",
                 jobs_url(state="running", worker=worker), "running jobs",
                 [(str(pk)[:8], reverse("job_detail", args=[pk])) for pk in pks[:5]]))
     overdue = list(stats.overdue_scheduled(now).values_list("pk", flat=True)[:50])
     if overdue:
-        found.append(Warning(f"{len(overdue)}{'+' if len(overdue) == 50 else ''} scheduled job(s) are overdue.",
+        found.append(Warning(f"{_jobs(len(overdue))}{' or more' if len(overdue) == 50 else ''} scheduled and overdue.",
                              jobs_url(state="overdue"), "overdue jobs",
                              [(str(pk)[:8], reverse("job_detail", args=[pk])) for pk in overdue[:5]]))
     return found
+
+
+def _jobs(count: int) -> str:
+    return f"{count} job" if count == 1 else f"{count} jobs"

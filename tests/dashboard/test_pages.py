@@ -75,9 +75,9 @@ def test_overview_warns_about_backlog_without_workers_and_overdue_jobs(reader, m
     overdue = make_record("pending", scheduled_for=timezone.now() - timedelta(minutes=10))
     stuck = make_record("running", worker_name="gone-worker", started_at=timezone.now() - timedelta(minutes=5))
     body = reader.get(reverse("overview")).content.decode()
-    assert "has 1 pending jobs and no live worker" in body
+    assert "has 1 job pending and no live worker" in body
     assert "/jobs/?queue=default&amp;state=pending" in body
-    assert "scheduled job(s) are overdue" in body and "state=overdue" in body
+    assert "1 job scheduled and overdue" in body and "state=overdue" in body
     assert reverse("job_detail", args=[overdue.pk]) in body
     assert "gone-worker, whose heartbeat is stale" in body and reverse("job_detail", args=[stuck.pk]) in body
 
