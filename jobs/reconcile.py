@@ -38,6 +38,9 @@ from .worker import apply_status
 
 logger = logging.getLogger(__name__)
 CHUNK = 500
+# A worker listening on several queues pops a job (BLPOP) a moment before it marks it started;
+# a job seen queued but in no list is looked at again this much later before it counts as lost.
+UNLISTED_CONFIRM_SECONDS = 2
 TERMINAL = {JobStatus.FINISHED, JobStatus.FAILED, JobStatus.STOPPED, JobStatus.CANCELED}
 
 
@@ -112,11 +115,12 @@ def _reconcile_queue_group(queue_name: str, records: list[BackgroundTaskRecord],
     connection = get_connection(queue_name)
     with connection.pipeline(transaction=False) as pipe:
         for record in records:
-            pipe.hmget(Job.key_for(str(record.pk)), "status", "last_heartbeat", "worker_name")
+            pipe.hmget(Job.key_for(str(record.pk)), "status", "last_heartbeat", "worker_name", "enqueued_at")
         states = pipe.execute()
     lost_after = timedelta(seconds=jobs_setting("JOBS_WORKER_LOST_AFTER_SECONDS"))
     queued_ids: set[str] | None = None
-    for record, (status, heartbeat, worker_name) in zip(records, states):
+    unlisted: dict[str, tuple[BackgroundTaskRecord, bytes | None]] = {}
+    for record, (status, heartbeat, worker_name, enqueued_at) in zip(records, states):
         report.checked += 1
         status = JobStatus(status.decode()) if status else None
         heartbeat_at = _parse_time(heartbeat)
@@ -127,8 +131,7 @@ def _reconcile_queue_group(queue_name: str, records: list[BackgroundTaskRecord],
                 if queued_ids is None:
                     queued_ids = _ids_in_queue_lists(queue_name)
                 if queued_ids is not None and str(record.pk) not in queued_ids:
-                    _repush(record, report, "queued in Redis but in no queue list (lost at dequeue)",
-                            replace=True)
+                    unlisted[str(record.pk)] = (record, enqueued_at)
             elif status == JobStatus.STARTED or status in TERMINAL:
                 _sync(record, status, report, worker_name)
             elif record.pushed_at is None:
@@ -149,6 +152,28 @@ def _reconcile_queue_group(queue_name: str, records: list[BackgroundTaskRecord],
             elif status is None and (record.started_at is None or record.started_at < now - lost_after):
                 if not _worker_alive(connection, record.worker_name, now - lost_after):
                     _settle_lost(record, report, None, vanished=True)
+    for record in _still_unlisted(queue_name, unlisted):
+        _repush(record, report, "queued in Redis but in no queue list (lost at dequeue)", replace=True)
+
+
+def _still_unlisted(queue_name: str, unlisted: dict[str, tuple[BackgroundTaskRecord, bytes | None]]
+                    ) -> list[BackgroundTaskRecord]:
+    """The jobs of `unlisted` that, UNLISTED_CONFIRM_SECONDS later, are still queued with the same
+    enqueue time and still in no list: lost at dequeue. One a worker popped meanwhile has started
+    by then; pushing that one again would run it twice."""
+    if not unlisted:
+        return []
+    time.sleep(UNLISTED_CONFIRM_SECONDS)
+    connection = get_connection(queue_name)
+    with connection.pipeline(transaction=False) as pipe:
+        for job_id in unlisted:
+            pipe.hmget(Job.key_for(job_id), "status", "enqueued_at")
+        states = pipe.execute()
+    listed = _ids_in_queue_lists(queue_name)
+    if listed is None:
+        return []
+    return [record for (job_id, (record, enqueued_at)), (status, enqueued_again) in zip(unlisted.items(), states)
+            if status == JobStatus.QUEUED.value.encode() and enqueued_again == enqueued_at and job_id not in listed]
 
 
 def _ids_in_queue_lists(queue_name: str, limit: int = 100_000) -> set[str] | None:
