@@ -211,8 +211,13 @@ def _sync(record: BackgroundTaskRecord, status: JobStatus, report: Report, worke
     if report.dry_run:
         return
     if record.status == Status.PENDING:
-        # The start hook never landed: open the attempt from what RQ recorded.
-        execution_id = (result.execution_id if result and result.execution_id else "") or f"reconciled-{time.time()}"
+        # The start hook never landed, or is landing right now: open the attempt under RQ's own
+        # execution id, so that this pass and the hook count it once, whichever writes first.
+        if status == JobStatus.STARTED:
+            execution_id = (rq_job.execution_registry.get_execution_ids() or [""])[-1]
+        else:
+            execution_id = result.execution_id if result and result.execution_id else ""
+        execution_id = execution_id or f"reconciled-{time.time()}"
         record.mark_running(
             execution_id=execution_id,
             worker_name=(worker_name or b"").decode() or (result.worker_name if result else "") or "",
