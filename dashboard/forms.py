@@ -80,9 +80,9 @@ class JobFilterForm(FilterForm):
         data = self.cleaned_data
         state = data.get("state")
         if state == "pending":
-            queryset = queryset.filter(Q(scheduled_for__isnull=True) | Q(scheduled_for__lte=now), status=Status.PENDING)
+            queryset = queryset.ready(now)
         elif state == "scheduled":
-            queryset = queryset.filter(status=Status.PENDING, scheduled_for__gt=now)
+            queryset = queryset.scheduled(now)
         elif state == "overdue":
             late = now - timedelta(seconds=settings.DASHBOARD_OVERDUE_SECONDS)
             queryset = queryset.filter(status=Status.PENDING, scheduled_for__lt=late)
@@ -97,17 +97,8 @@ class JobFilterForm(FilterForm):
         if data.get("until"):
             queryset = queryset.filter(**{f"{time_field}__lt": data["until"]})
         if data.get("q"):
-            queryset = queryset.filter(self._search(data["q"]))
+            queryset = queryset.search(data["q"])
         return queryset
-
-    @staticmethod
-    def _search(text: str) -> Q:
-        try:
-            return Q(pk=uuid.UUID(text))
-        except ValueError:
-            pass
-        return (Q(func_path__icontains=text) | Q(args__icontains=text) | Q(kwargs__icontains=text)
-                | Q(error_type__icontains=text) | Q(error_message__icontains=text))
 
 
 class AuditFilterForm(FilterForm):

@@ -3,9 +3,10 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import datetime, timedelta
 from urllib.parse import urlencode
 
+from django.conf import settings
 from django.urls import reverse
 
 from jobs import stats
@@ -34,7 +35,8 @@ def warnings(queues: list[stats.QueueStats], workers: list[stats.WorkerInfo] | N
             found.append(Warning(f"Queue “{queue.name}” is paused with {_jobs(queue.pending)} pending.",
                                  reverse("queue_list"), "queues"))
     if workers is not None:
-        stuck = list(stats.running_on_stale_workers({w.name for w in fresh}, now)
+        grace = timedelta(seconds=settings.DASHBOARD_STALE_HEARTBEAT_SECONDS)
+        stuck = list(stats.running_on_stale_workers({w.name for w in fresh}, grace, now)
                      .values_list("pk", "worker_name")[:50])
         by_worker: dict[str, list] = {}
         for pk, worker in stuck:
@@ -44,7 +46,8 @@ def warnings(queues: list[stats.QueueStats], workers: list[stats.WorkerInfo] | N
                 f"{_jobs(len(pks))} running on {worker}, whose heartbeat is stale or missing.",
                 jobs_url(state="running", worker=worker), "running jobs",
                 [(str(pk)[:8], reverse("job_detail", args=[pk])) for pk in pks[:5]]))
-    overdue = list(stats.overdue_scheduled(now).values_list("pk", flat=True)[:50])
+    late = timedelta(seconds=settings.DASHBOARD_OVERDUE_SECONDS)
+    overdue = list(stats.overdue_scheduled(late, now).values_list("pk", flat=True)[:50])
     if overdue:
         found.append(Warning(f"{_jobs(len(overdue))}{' or more' if len(overdue) == 50 else ''} scheduled and overdue.",
                              jobs_url(state="overdue"), "overdue jobs",

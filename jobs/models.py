@@ -11,7 +11,8 @@ import uuid
 from datetime import datetime, timedelta
 
 from django.conf import settings
-from django.db import models, transaction
+from django.db import connection, models, transaction
+from django.db.models import Q
 from django.utils import timezone
 
 
@@ -42,6 +43,39 @@ class RecordQuerySet(models.QuerySet):
 
     def finished(self):
         return self.filter(status__in=FINAL_STATES)
+
+    def ready(self, now: datetime | None = None):
+        """Pending and due: waiting for a worker (a scheduled job counts once its time came)."""
+        now = now or timezone.now()
+        return self.filter(Q(scheduled_for__isnull=True) | Q(scheduled_for__lte=now), status=Status.PENDING)
+
+    def scheduled(self, now: datetime | None = None):
+        """Pending but not due yet: a delayed job, or one waiting for its next automatic attempt."""
+        return self.filter(status=Status.PENDING, scheduled_for__gt=now or timezone.now())
+
+    def search(self, text: str):
+        """Rows whose id is `text`, or whose function, arguments or error contain it (any case).
+
+        On PostgreSQL the match runs on one expression that the trigram index
+        record_search_trgm covers (migration 0003), so a rare match does not scan the table.
+        """
+        try:
+            return self.filter(pk=uuid.UUID(text.strip()))
+        except ValueError:
+            pass
+        if connection.vendor == "postgresql":
+            return self.annotate(search_text=SearchText()).filter(search_text__contains=text.upper())
+        return self.filter(Q(func_path__icontains=text) | Q(args__icontains=text) | Q(kwargs__icontains=text)
+                           | Q(error_type__icontains=text) | Q(error_message__icontains=text))
+
+
+class SearchText(models.Func):
+    """UPPER(function, arguments and error as one text): the expression record_search_trgm indexes."""
+
+    template = ("UPPER(\"jobs_backgroundtaskrecord\".\"func_path\" || ' ' || \"jobs_backgroundtaskrecord\".\"args\"::text"
+                " || ' ' || \"jobs_backgroundtaskrecord\".\"kwargs\"::text || ' ' || \"jobs_backgroundtaskrecord\".\"error_type\""
+                " || ' ' || \"jobs_backgroundtaskrecord\".\"error_message\")")
+    output_field = models.TextField()
 
     def unpushed(self, older_than: timedelta = timedelta(0)):
         """Pending rows whose RQ job was never pushed (Redis down at commit)."""
@@ -95,8 +129,10 @@ class BackgroundTaskRecord(models.Model):
             models.Index(fields=["status", "-enqueued_at", "-id"], name="record_status_newest"),
             models.Index(fields=["queue_name", "status", "-enqueued_at"], name="record_queue_status"),
             models.Index(fields=["func_path", "-enqueued_at"], name="record_func_newest"),
-            # Failures by group and the reconciler's scans of active rows.
+            # Failures by group, throughput per minute, and completions since the last sample.
             models.Index(fields=["status", "finished_at"], name="record_status_finished"),
+            # Live counts of the small states per queue (everything but completed), index-only.
+            models.Index(fields=["status", "queue_name"], name="record_status_queue"),
         ]
         permissions = [("operate_backgroundtaskrecord", "Can retry, cancel and delete jobs")]
 
@@ -280,10 +316,10 @@ class TaskAttempt(models.Model):
 class AuditEntry(models.Model):
     """Who did what to which job, and when. Survives the deletion of user and record."""
 
-    created_at = models.DateTimeField(default=timezone.now, db_index=True)
+    created_at = models.DateTimeField(default=timezone.now)
     user = models.ForeignKey(settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL)
     username = models.CharField(max_length=150, blank=True)
-    action = models.CharField(max_length=32, db_index=True)
+    action = models.CharField(max_length=32)
     record_id = models.UUIDField(null=True, blank=True, db_index=True)
     outcome = models.CharField(max_length=16, default="ok")
     detail = models.JSONField(default=dict, blank=True)
@@ -291,6 +327,11 @@ class AuditEntry(models.Model):
     class Meta:
         ordering = ["-created_at", "-id"]
         verbose_name_plural = "audit entries"
+        indexes = [
+            models.Index(fields=["-created_at", "-id"], name="audit_newest"),
+            models.Index(fields=["username", "-created_at"], name="audit_user_newest"),
+            models.Index(fields=["action", "-created_at"], name="audit_action_newest"),
+        ]
 
     def __str__(self) -> str:
         return f"{self.created_at:%Y-%m-%d %H:%M:%S} {self.username or '-'} {self.action} {self.record_id or ''}"
@@ -309,6 +350,8 @@ class QueueSample(models.Model):
     completed_count = models.PositiveIntegerField(default=0, help_text="Jobs completed since the previous sample.")
     failed_count = models.PositiveIntegerField(default=0, help_text="Jobs failed since the previous sample.")
     latency_ms = models.PositiveBigIntegerField(default=0, help_text="Age of the oldest pending job.")
+    completed_total = models.PositiveBigIntegerField(
+        default=0, help_text="Exact count of completed rows at the sample time: the base of the live counts.")
 
     class Meta:
         ordering = ["-taken_at"]

@@ -17,8 +17,9 @@ from django.db.models.functions import Coalesce, TruncMinute
 from django.utils import timezone
 from rq import Worker
 
+from .conf import jobs_setting
 from .connection import get_connection, queue_names
-from .models import BackgroundTaskRecord, Status
+from .models import BackgroundTaskRecord, QueueSample, Status
 
 REDIS_ERRORS = (redis.exceptions.ConnectionError, redis.exceptions.TimeoutError)
 
@@ -53,12 +54,16 @@ class QueueStats:
 def queue_stats(now: datetime | None = None) -> list[QueueStats]:
     """Per configured queue (plus any queue only rows still name): counts by state and latency.
 
-    One GROUP BY over (queue, status); latency is the age of the oldest pending job that
-    is ready to run (a due scheduled job counts from its scheduled time).
+    No poll counts a million rows. Pending, scheduled, running, failed and cancelled are
+    counted live: one GROUP BY over every state but completed (index record_status_queue),
+    so its cost follows the small states, not the history. Completed comes from
+    completed_counts(). Latency is the age of the oldest pending job that is ready to run
+    (a due scheduled job counts from its scheduled time).
     """
     now = now or timezone.now()
     ready = Q(status=Status.PENDING) & (Q(scheduled_for__isnull=True) | Q(scheduled_for__lte=now))
-    rows = (BackgroundTaskRecord.objects.order_by().values("queue_name", "status")
+    rows = (BackgroundTaskRecord.objects.order_by().exclude(status=Status.COMPLETED)
+            .values("queue_name", "status")
             .annotate(n=Count("pk"), scheduled=Count("pk", filter=Q(scheduled_for__gt=now)),
                       oldest=Min(Coalesce("scheduled_for", "enqueued_at"), filter=ready)))
     stats = {name: QueueStats(name) for name in queue_names()}
@@ -69,12 +74,39 @@ def queue_stats(now: datetime | None = None) -> list[QueueStats]:
             queue.scheduled += row["scheduled"]
             queue.pending += row["n"] - row["scheduled"]
             queue.oldest_pending_at = row["oldest"]
-        elif status in (Status.RUNNING, Status.COMPLETED, Status.FAILED, Status.CANCELLED):
+        elif status in (Status.RUNNING, Status.FAILED, Status.CANCELLED):
             setattr(queue, str(status), getattr(queue, str(status)) + row["n"])
+    for name, completed in completed_counts(now).items():
+        stats.setdefault(name, QueueStats(name)).completed = completed
     for queue in stats.values():
         if queue.oldest_pending_at:
             queue.latency_seconds = max(0.0, (now - queue.oldest_pending_at).total_seconds())
     return list(stats.values())
+
+
+def completed_counts(now: datetime | None = None, max_age: timedelta = timedelta(minutes=5)) -> dict[str, int]:
+    """Completed jobs per queue: the clock's latest exact count (QueueSample.completed_total)
+    plus the completions since (index record_status_finished, about a minute of rows).
+
+    Exact for everything that completed; rows deleted (pruned) since the sample are still
+    counted until the next one, at most a minute later. With no sample younger than
+    `max_age` (no clock running) it counts the rows.
+    """
+    now = now or timezone.now()
+    completed = BackgroundTaskRecord.objects.order_by().filter(status=Status.COMPLETED)
+    taken_at = (QueueSample.objects.filter(taken_at__gte=now - max_age, taken_at__lte=now)
+                .order_by("-taken_at").values_list("taken_at", flat=True).first())
+    counts: dict[str, int] = {}
+    if taken_at is None:
+        base, since = {}, completed
+    else:
+        base = dict(QueueSample.objects.filter(taken_at=taken_at).values_list("queue_name", "completed_total"))
+        since = completed.filter(finished_at__gt=taken_at)
+    for name, n in since.values("queue_name").annotate(n=Count("pk")).values_list("queue_name", "n"):
+        counts[name] = n
+    for name, n in base.items():
+        counts[name] = counts.get(name, 0) + n
+    return counts
 
 
 def state_counts(queues: list[QueueStats]) -> dict[str, int]:
@@ -134,17 +166,15 @@ def failure_groups(limit: int = 100) -> list[FailureGroup]:
     return groups
 
 
-def overdue_scheduled(now: datetime | None = None):
-    """Pending jobs whose scheduled time passed more than DASHBOARD_OVERDUE_SECONDS ago."""
+def overdue_scheduled(late_after: timedelta, now: datetime | None = None):
+    """Pending jobs whose scheduled time passed more than `late_after` ago."""
     now = now or timezone.now()
-    return BackgroundTaskRecord.objects.pending().filter(
-        scheduled_for__lt=now - timedelta(seconds=settings.DASHBOARD_OVERDUE_SECONDS))
+    return BackgroundTaskRecord.objects.pending().filter(scheduled_for__lt=now - late_after)
 
 
-def running_on_stale_workers(fresh_worker_names: set[str], now: datetime | None = None):
-    """Running jobs whose worker is missing or has not beaten recently (started over a grace ago)."""
+def running_on_stale_workers(fresh_worker_names: set[str], grace: timedelta, now: datetime | None = None):
+    """Running jobs whose worker is missing or has not beaten recently (started over `grace` ago)."""
     now = now or timezone.now()
-    grace = timedelta(seconds=settings.DASHBOARD_STALE_HEARTBEAT_SECONDS)
     return (BackgroundTaskRecord.objects.running().filter(started_at__lt=now - grace)
             .exclude(worker_name__in=fresh_worker_names))
 
@@ -178,13 +208,15 @@ class WorkerInfo:
             return None
 
 
-def workers(now: datetime | None = None) -> list[WorkerInfo]:
-    """Every registered RQ worker, name order; stale = heartbeat older than the setting.
+def workers(now: datetime | None = None, stale_after: float | None = None) -> list[WorkerInfo]:
+    """Every registered RQ worker, name order; stale = heartbeat older than `stale_after`
+    seconds (default: JOBS_WORKER_LOST_AFTER_SECONDS, the reconciler's own threshold).
 
     Raises Unavailable if Redis does not answer.
     """
     now = now or timezone.now()
-    stale_after = settings.DASHBOARD_STALE_HEARTBEAT_SECONDS
+    if stale_after is None:
+        stale_after = jobs_setting("JOBS_WORKER_LOST_AFTER_SECONDS")
     found: dict[str, WorkerInfo] = {}
     try:
         for connection in _distinct_connections():

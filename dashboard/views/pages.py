@@ -23,7 +23,7 @@ from .base import render_page
 def read_workers() -> tuple[list[stats.WorkerInfo] | None, str]:
     """The workers, or None and why not (Redis down must not take the dashboard down)."""
     try:
-        return stats.workers(), ""
+        return stats.workers(stale_after=settings.DASHBOARD_STALE_HEARTBEAT_SECONDS), ""
     except stats.Unavailable as exc:
         return None, str(exc)
 
