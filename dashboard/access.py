@@ -7,7 +7,7 @@ from functools import wraps
 
 from django.contrib.auth.views import redirect_to_login
 from django.core.exceptions import PermissionDenied
-from django.views.decorators.http import require_POST
+from django.views.decorators.http import require_POST, require_safe
 
 VIEW = "jobs.view_backgroundtaskrecord"
 OPERATE = "jobs.operate_backgroundtaskrecord"
@@ -34,7 +34,9 @@ def _guard(check):
     return decorator
 
 
-viewer_required = _guard(can_view)
+def viewer_required(view):
+    """GET or HEAD only (405 otherwise), by a user holding the view permission (403 otherwise)."""
+    return require_safe(_guard(can_view)(view))
 
 
 def operator_required(view):

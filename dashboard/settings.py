@@ -44,6 +44,7 @@ INSTALLED_APPS = [
     "django_htmx",
     "template_partials",
     "django_rq",
+    "csp",
     "jobs",
     "dashboard",
 ]
@@ -57,6 +58,7 @@ MIDDLEWARE = [
     "django.contrib.auth.middleware.AuthenticationMiddleware",
     "django.contrib.messages.middleware.MessageMiddleware",
     "django.middleware.clickjacking.XFrameOptionsMiddleware",
+    "csp.middleware.CSPMiddleware",
     "django_htmx.middleware.HtmxMiddleware",
 ]
 
@@ -216,3 +218,47 @@ TASKS = {"default": {"BACKEND": "jobs.tasks_backend.RQBackend", "QUEUES": list(R
 JOBS_METRICS_TOKEN = os.environ.get("JOBS_METRICS_TOKEN", "")
 # The clock deletes finished jobs older than this many days (jobs_prune); 0 or less: never.
 JOBS_RETENTION_DAYS = env_int("JOBS_RETENTION_DAYS", 14)
+
+# --- security ---
+# Nothing may frame the dashboard (its buttons act): X-Frame-Options plus CSP frame-ancestors.
+X_FRAME_OPTIONS = "DENY"
+# No inline script or style anywhere: templates use classes, htmx's indicator style is off
+# (htmx-config meta in base.html), and the only scripts are our static files.
+CONTENT_SECURITY_POLICY = {
+    "DIRECTIVES": {
+        "default-src": ["'self'"],
+        "script-src": ["'self'"],
+        "style-src": ["'self'"],
+        "img-src": ["'self'", "data:"],
+        "frame-ancestors": ["'none'"],
+        "form-action": ["'self'"],
+        "base-uri": ["'none'"],
+    },
+}
+SECURE_CONTENT_TYPE_NOSNIFF = True
+SECURE_REFERRER_POLICY = "same-origin"
+if not DEBUG:
+    # Production is served over https (directly or behind TRUST_X_FORWARDED_PROTO); each can be
+    # turned off by env for a deployment that terminates TLS in a way Django cannot see.
+    SECURE_SSL_REDIRECT = env_bool("SECURE_SSL_REDIRECT", True)
+    SECURE_REDIRECT_EXEMPT = [r"^healthz$"]  # probes speak plain http inside the network
+    SECURE_HSTS_SECONDS = env_int("SECURE_HSTS_SECONDS", 31536000)
+    SECURE_HSTS_INCLUDE_SUBDOMAINS = env_bool("SECURE_HSTS_INCLUDE_SUBDOMAINS", True)
+    # Joining the browsers' preload list is a decision for the domain's owner, not a default.
+    SECURE_HSTS_PRELOAD = env_bool("SECURE_HSTS_PRELOAD", False)
+    if not SECURE_HSTS_PRELOAD:
+        SILENCED_SYSTEM_CHECKS = ["security.W021"]
+    SESSION_COOKIE_SECURE = env_bool("SESSION_COOKIE_SECURE", True)
+    CSRF_COOKIE_SECURE = env_bool("CSRF_COOKIE_SECURE", True)
+# Login throttling (dashboard.throttle) counts failures in the cache, so the cache must be shared
+# by every gunicorn worker: the database cache (its table is created by dashboard's migration,
+# and by the test runner) needs nothing beyond the database the site already has.
+CACHES = {
+    "default": {
+        "BACKEND": "django.core.cache.backends.db.DatabaseCache",
+        "LOCATION": "jobdeck_cache",
+    },
+}
+# A username+address pair is refused for the rest of the window after this many failures in it.
+DASHBOARD_LOGIN_MAX_FAILURES = env_int("DASHBOARD_LOGIN_MAX_FAILURES", 5)
+DASHBOARD_LOGIN_WINDOW_SECONDS = env_int("DASHBOARD_LOGIN_WINDOW_SECONDS", 15 * 60)

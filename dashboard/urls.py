@@ -2,6 +2,10 @@ from django.contrib import admin
 from django.urls import include, path
 
 from . import views
+from .throttle import AdminLoginForm
+
+# The admin's login is a second door to the same accounts: the same throttle guards it.
+admin.site.login_form = AdminLoginForm
 
 urlpatterns = [
     path("", views.overview, name="overview"),
@@ -17,6 +21,7 @@ urlpatterns = [
     path("queues/<str:name>/pause/", views.queue_action, {"action": "pause"}, name="queue_pause"),
     path("queues/<str:name>/resume/", views.queue_action, {"action": "resume"}, name="queue_resume"),
     path("audit/", views.audit_list, name="audit_list"),
+    path("accounts/login/", views.LoginView.as_view(), name="login"),
     path("accounts/", include("django.contrib.auth.urls")),
     path("admin/", admin.site.urls),
     path("", include("jobs.urls")),

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import re
 from datetime import datetime
 
 from django import template
@@ -11,6 +12,17 @@ from django.utils import timezone
 
 register = template.Library()
 MASK = "••••••"
+# JSON may hold lone surrogates ("\\udcff", e.g. from bytes decoded with surrogateescape): as text
+# they cannot be encoded to UTF-8, so the page shows U+FFFD instead of failing.
+LONE_SURROGATE = re.compile("[\ud800-\udfff]")
+
+
+def _json_text(value, **options) -> str:
+    try:
+        text = json.dumps(value, ensure_ascii=False, default=str, **options)
+    except RecursionError:
+        return "(nested too deeply to show)"
+    return LONE_SURROGATE.sub("\ufffd", text)
 
 
 @register.filter
@@ -61,7 +73,7 @@ def shortid(value) -> str:
 @register.filter
 def pretty_json(value) -> str:
     """Indented JSON text (escaped by the template like any other string)."""
-    return json.dumps(value, indent=2, ensure_ascii=False, sort_keys=True, default=str)
+    return _json_text(value, indent=2, sort_keys=True)
 
 
 @register.filter
@@ -97,4 +109,4 @@ def iso(value: datetime | None) -> str:
 @register.filter
 def compact_json(value) -> str:
     """One-line JSON for a table cell."""
-    return json.dumps(value, ensure_ascii=False, separators=(", ", ": "), default=str)
+    return _json_text(value, separators=(", ", ": "))

@@ -1,6 +1,7 @@
 from .jobs import job_action, job_bulk, job_detail, job_list
+from .login import LoginView
 from .pages import audit_list, failure_list, overview, worker_list
 from .queues import queue_action, queue_list
 
-__all__ = ["audit_list", "failure_list", "job_action", "job_bulk", "job_detail", "job_list", "overview",
+__all__ = ["LoginView", "audit_list", "failure_list", "job_action", "job_bulk", "job_detail", "job_list", "overview",
            "queue_action", "queue_list", "worker_list"]
