@@ -180,7 +180,7 @@ class BackgroundTaskRecord(models.Model):
             self._transition(
                 ACTIVE_STATES, status=Status.RUNNING, attempts=number, execution_id=execution_id,
                 worker_name=worker_name, hostname=hostname, pid=pid, started_at=started_at,
-                finished_at=None, scheduled_for=None, progress=None, progress_message="",
+                finished_at=None, scheduled_for=None,
             )
             if row["status"] == Status.RUNNING:
                 # Still `running`: the previous attempt ended without any hook landing.
@@ -232,6 +232,7 @@ class BackgroundTaskRecord(models.Model):
             done = self._transition(
                 (Status.RUNNING, Status.PENDING), status=Status.PENDING, scheduled_for=scheduled_for,
                 error_type=error_type[:255], error_message=error_message, traceback=traceback,
+                progress=None, progress_message="",
             )
             if done:
                 self._close_attempt(TaskAttempt.Outcome.FAILED, finished_at, error_type, error_message, traceback)
@@ -273,7 +274,8 @@ class BackgroundTaskRecord(models.Model):
         """Store a running job's progress (0..1) and message."""
         if fraction is not None:
             fraction = min(max(float(fraction), 0.0), 1.0)
-        return self._transition((Status.RUNNING,), progress=fraction, progress_message=message[:255])
+        # Pending too: a job may report before its worker's start write has landed.
+        return self._transition(ACTIVE_STATES, progress=fraction, progress_message=message[:255])
 
 
 class TaskAttempt(models.Model):

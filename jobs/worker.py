@@ -23,6 +23,7 @@ import rq
 from django.db import close_old_connections, connection, connections, transaction
 from django.utils import timezone
 from rq.job import Job, JobStatus, get_current_job
+from rq.worker import WorkerStatus
 
 from .conf import jobs_setting
 from .models import BackgroundTaskRecord
@@ -31,6 +32,9 @@ logger = logging.getLogger(__name__)
 HOSTNAME = socket.gethostname()
 PAUSED_KEY = "jobdeck:paused-queues"
 PAUSE_POLL_SECONDS = 5
+FAILURE_KEY = "jobdeck:failure:{}"
+# Connections a work horse inherited and must neither use nor close (see Worker.main_work_horse).
+_INHERITED: list = []
 
 _EXCEPTION_LINE = re.compile(r"^([A-Za-z_][\w.]*(?:Error|Exception|Exit|Interrupt|Warning|[A-Z]\w*)):?\s?(.*)$")
 
@@ -117,33 +121,32 @@ def _safely(what: str, job_id: str, func, *args, **kwargs) -> bool:
 
 
 class TrackingMixin:
-    """Keeps each job's BackgroundTaskRecord in step with RQ, attempt by attempt."""
+    """Keeps each job's BackgroundTaskRecord in step with RQ, attempt by attempt.
 
-    #: the forking worker closes its DB connections around every fork
+    The forking Worker writes rows from its main process only, on one long-lived
+    connection: the start right after the fork, the outcome once the work horse has
+    exited. A new PostgreSQL connection costs more than a fork, so a horse opening one
+    per job would halve throughput (bench/worker_overhead.py). The horse passes what only
+    it knows (a failure's traceback) through Redis. SimpleWorker runs jobs in-process and
+    records at each hook.
+    """
+
     forks = True
 
     def __init__(self, *args, **kwargs):
         kwargs.setdefault("job_monitoring_interval", jobs_setting("JOBS_HEARTBEAT_SECONDS"))
         kwargs.setdefault("default_result_ttl", jobs_setting("JOBS_RESULT_TTL"))
         super().__init__(*args, **kwargs)
+        self._failure: tuple[str, int] | None = None
 
-    # --- main process -------------------------------------------------------
-    def execute_job(self, job: Job, queue):
-        # A connection opened here would be inherited by the horse and shared by two
-        # processes (rq/django-rq#123): close before forking and after the horse ends.
-        if self.forks:
-            connections.close_all()
-        try:
-            # RQ's cancel-after-dequeue race (rq/rq#2160): a job cancelled between the
-            # dequeue and now must not run.
-            if job.get_status(refresh=True) == JobStatus.CANCELED:
-                queue.intermediate_queue.remove(job.id)
-                logger.info("job %s was cancelled before it started; skipped", job.id)
-                return
-            return super().execute_job(job, queue)
-        finally:
-            if self.forks:
-                connections.close_all()
+    def _cancelled_before_start(self, job: Job, queue) -> bool:
+        # RQ's cancel-after-dequeue race (rq/rq#2160): a job cancelled between the
+        # dequeue and now must not run.
+        if job.get_status(refresh=True) == JobStatus.CANCELED:
+            queue.intermediate_queue.remove(job.id)
+            logger.info("job %s was cancelled before it started; skipped", job.id)
+            return True
+        return False
 
     def dequeue_job_and_maintain_ttl(self, timeout, max_idle_time=None):
         """Dequeue from every queue an operator has not paused (RQ only has a global suspend).
@@ -183,27 +186,6 @@ class TrackingMixin:
         except Exception:
             return set()
 
-    # --- work horse (or in-process for SimpleWorker) ---------------------------
-    def perform_job(self, job: Job, queue, execution) -> bool:
-        close_old_connections()
-        try:
-            return super().perform_job(job, queue, execution)
-        finally:
-            if self.forks:
-                connections.close_all()  # the horse leaves by os._exit: close cleanly first
-
-    def prepare_job_execution(self, job: Job, remove_from_intermediate_queue: bool = False) -> None:
-        super().prepare_job_execution(job, remove_from_intermediate_queue)
-        execution = getattr(self, "execution", None)
-        _safely("start", job.id, record_for(job).mark_running,
-                execution_id=execution.id if execution else f"{self.name}:{job.id}",
-                worker_name=self.name, hostname=HOSTNAME, pid=os.getpid(),
-                started_at=job.started_at or timezone.now())
-
-    def handle_job_success(self, job: Job, queue, started_job_registry, execution=None):
-        super().handle_job_success(job, queue, started_job_registry, execution)
-        _safely("success", job.id, self._record_outcome, job, result=getattr(job, "_result", None))
-
     def handle_job_failure(self, job: Job, queue, started_job_registry=None, exc_string="", execution=None):
         retry_in = 0
         try:
@@ -213,17 +195,76 @@ class TrackingMixin:
             pass
         super().handle_job_failure(job, queue, started_job_registry=started_job_registry,
                                    exc_string=exc_string, execution=execution)
-        retry_at = timezone.now() + timedelta(seconds=retry_in) if retry_in else None
-        _safely("failure", job.id, self._record_outcome, job, exc_string=exc_string, retry_at=retry_at)
+        self._note_failure(job, exc_string, retry_in)
 
-    def _record_outcome(self, job: Job, **kwargs) -> bool:
-        status = job.get_status(refresh=True)
+    def _note_failure(self, job: Job, exc_string: str, retry_in: int) -> None:
+        raise NotImplementedError
+
+    def _record_outcome(self, job: Job, status: JobStatus, *, result=None, exc_string: str = "",
+                        retry_in: int = 0) -> bool:
+        retry_at = timezone.now() + timedelta(seconds=retry_in) if retry_in else None
         return apply_status(record_for(job), status, timeout=job.timeout, started_at=job.started_at,
-                            finished_at=job.ended_at or timezone.now(), **kwargs)
+                            finished_at=job.ended_at or timezone.now(), result=result,
+                            exc_string=exc_string, retry_at=retry_at)
 
 
 class Worker(TrackingMixin, rq.Worker):
     """The forking worker: isolation, timeouts and stop commands. The default."""
+
+    def execute_job(self, job: Job, queue):
+        """RQ's own steps (prepare, fork, monitor), with the row written around them."""
+        if self._cancelled_before_start(job, queue):
+            return
+        self._failure = None
+        close_old_connections()  # the main process keeps one connection, checked between jobs
+        execution = self.prepare_execution(job)
+        self.fork_work_horse(job, queue)
+        _safely("start", job.id, record_for(job).mark_running, execution_id=execution.id,
+                worker_name=self.name, hostname=HOSTNAME, pid=self.horse_pid, started_at=timezone.now())
+        self.monitor_work_horse(job, queue, execution)
+        _safely("outcome", job.id, self._record_end, job)
+        self.set_state(WorkerStatus.IDLE)
+
+    def main_work_horse(self, job: Job, queue):
+        # The horse must never talk on the main process's connection: forget it without
+        # closing it (closing would end the main process's session), so the job's own
+        # queries, if any, open a connection of the horse's. It leaves by os._exit, so
+        # nothing finalizes the inherited one.
+        for conn in connections.all(initialized_only=True):
+            _INHERITED.append(conn.connection)
+            conn.connection = None
+        super().main_work_horse(job, queue)
+
+    def perform_job(self, job: Job, queue, execution) -> bool:
+        try:
+            return super().perform_job(job, queue, execution)
+        finally:
+            connections.close_all()  # only what the job itself opened
+
+    def _note_failure(self, job: Job, exc_string: str, retry_in: int) -> None:
+        exc_string = getattr(self, "_shutdown_message", None) or exc_string
+        if self.is_horse:
+            # Only the horse has the traceback; an attempt RQ retries leaves none in Redis.
+            payload = json.dumps({"exc_string": exc_string[-jobs_setting("JOBS_TRACEBACK_MAX_CHARS"):],
+                                  "retry_in": retry_in})
+            try:
+                self.connection.set(FAILURE_KEY.format(job.id), payload, ex=3600)
+            except Exception:
+                logger.exception("could not hand the failure of job %s to the worker", job.id)
+        else:  # killed or stopped: the main process saw it
+            self._failure = (exc_string, retry_in)
+
+    def _record_end(self, job: Job) -> bool:
+        job.refresh()
+        status = job.get_status(refresh=False)
+        if status == JobStatus.FINISHED:
+            return self._record_outcome(job, status, result=job.return_value(refresh=True))
+        exc_string, retry_in = self._failure or ("", 0)
+        handed = self.connection.getdel(FAILURE_KEY.format(job.id))
+        if handed:
+            data = json.loads(handed)
+            exc_string, retry_in = data["exc_string"], data["retry_in"]
+        return self._record_outcome(job, status, exc_string=exc_string, retry_in=retry_in)
 
     def request_stop(self, signum, frame):
         """Warm shutdown, bounded: a job still running after JOBS_SHUTDOWN_GRACE_SECONDS is
@@ -242,17 +283,35 @@ class Worker(TrackingMixin, rq.Worker):
             self._shutdown_message = f"WorkerShutdown: the worker shut down; the job was stopped after {grace} s"
             self.kill_horse()
 
-    def handle_job_failure(self, job, queue, started_job_registry=None, exc_string="", execution=None):
-        exc_string = getattr(self, "_shutdown_message", None) or exc_string
-        super().handle_job_failure(job, queue, started_job_registry=started_job_registry,
-                                   exc_string=exc_string, execution=execution)
-
 
 class SimpleWorker(TrackingMixin, rq.SimpleWorker):
     """Runs jobs in the worker process: faster, but it cannot stop or time out a job
     that ignores signals, and never refreshes heartbeats (see docs/OPERATIONS.md)."""
 
     forks = False
+
+    def execute_job(self, job: Job, queue):
+        if not self._cancelled_before_start(job, queue):
+            return super().execute_job(job, queue)
+
+    def perform_job(self, job: Job, queue, execution) -> bool:
+        close_old_connections()
+        return super().perform_job(job, queue, execution)
+
+    def prepare_job_execution(self, job: Job, remove_from_intermediate_queue: bool = False) -> None:
+        super().prepare_job_execution(job, remove_from_intermediate_queue)
+        _safely("start", job.id, record_for(job).mark_running, execution_id=self.execution.id,
+                worker_name=self.name, hostname=HOSTNAME, pid=os.getpid(),
+                started_at=job.started_at or timezone.now())
+
+    def handle_job_success(self, job: Job, queue, started_job_registry, execution=None):
+        super().handle_job_success(job, queue, started_job_registry, execution)
+        _safely("success", job.id, self._record_outcome, job, job.get_status(refresh=True),
+                result=getattr(job, "_result", None))
+
+    def _note_failure(self, job: Job, exc_string: str, retry_in: int) -> None:
+        _safely("failure", job.id, self._record_outcome, job, job.get_status(refresh=True),
+                exc_string=exc_string, retry_in=retry_in)
 
 
 def set_progress(fraction: float | None, message: str = "") -> bool:
