@@ -215,6 +215,8 @@ def _sync(record: BackgroundTaskRecord, status: JobStatus, report: Report, worke
         # execution id, so that this pass and the hook count it once, whichever writes first.
         if status == JobStatus.STARTED:
             execution_id = (rq_job.execution_registry.get_execution_ids() or [""])[-1]
+            if not execution_id:
+                return  # it ended since this pass read it: the hook, or the next pass, records how
         else:
             execution_id = result.execution_id if result and result.execution_id else ""
         execution_id = execution_id or f"reconciled-{time.time()}"
