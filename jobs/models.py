@@ -153,10 +153,10 @@ class BackgroundTaskRecord(models.Model):
         return max(0, self.max_retries + 1 - self.attempts)
 
     # --- transitions ---------------------------------------------------------
-    def _transition(self, allowed: tuple[str, ...], **fields) -> bool:
+    def _transition(self, allowed: tuple[str, ...], *, only_if: dict | None = None, **fields) -> bool:
         """UPDATE this row only if its status is in `allowed`; on success mirror `fields` on self."""
         fields.setdefault("updated_at", timezone.now())
-        changed = type(self).objects.filter(pk=self.pk, status__in=allowed).update(**fields)
+        changed = type(self).objects.filter(pk=self.pk, status__in=allowed, **(only_if or {})).update(**fields)
         if changed:
             for name, value in fields.items():
                 if not hasattr(value, "resolve_expression"):
@@ -200,8 +200,8 @@ class BackgroundTaskRecord(models.Model):
             if started_at is None:
                 started_at = type(self).objects.filter(pk=self.pk).values_list("started_at", flat=True).first()
             duration_ms = int((finished_at - started_at).total_seconds() * 1000) if started_at else None
-            done = self._transition(
-                ACTIVE_STATES, status=Status.COMPLETED, result=result, finished_at=finished_at,
+            done = self._finish(
+                "too-late", status=Status.COMPLETED, result=result, finished_at=finished_at,
                 duration_ms=max(duration_ms, 0) if duration_ms is not None else None,
                 scheduled_for=None, error_type="", error_message="", traceback="",
                 progress=1.0, cancel_requested_at=None,
@@ -215,8 +215,8 @@ class BackgroundTaskRecord(models.Model):
         """running/pending → failed, keeping the last failure's error and traceback."""
         finished_at = finished_at or timezone.now()
         with transaction.atomic(savepoint=False):
-            done = self._transition(
-                ACTIVE_STATES, status=Status.FAILED, finished_at=finished_at, scheduled_for=None,
+            done = self._finish(
+                "too-late", status=Status.FAILED, finished_at=finished_at, scheduled_for=None,
                 error_type=error_type[:255], error_message=error_message, traceback=traceback,
                 cancel_requested_at=None,
             )
@@ -242,8 +242,8 @@ class BackgroundTaskRecord(models.Model):
         """pending/running → cancelled."""
         finished_at = finished_at or timezone.now()
         with transaction.atomic(savepoint=False):
-            done = self._transition(
-                ACTIVE_STATES, status=Status.CANCELLED, finished_at=finished_at, scheduled_for=None,
+            done = self._finish(
+                "stopped", status=Status.CANCELLED, finished_at=finished_at, scheduled_for=None,
                 error_message=reason,
             )
             if done:
@@ -262,6 +262,18 @@ class BackgroundTaskRecord(models.Model):
             error_type="", error_message="", traceback="", progress=None, progress_message="",
             enqueued_at=timezone.now(),
         )
+
+    def _finish(self, cancel_outcome: str, **fields) -> bool:
+        """Move an active row to a final state. If an operator's cancel was waiting on it, the
+        audit log says how that cancel ended: "stopped", or "too-late" when the job completed or
+        failed before the stop landed. The second UPDATE runs only then: one query as a rule."""
+        if self._transition(ACTIVE_STATES, only_if={"cancel_requested_at__isnull": True}, **fields):
+            return True
+        if not self._transition(ACTIVE_STATES, **fields):
+            return False
+        AuditEntry.objects.create(username="system", action="cancel", record_id=self.pk, outcome=cancel_outcome,
+                                  detail={"status": fields["status"]})
+        return True
 
     def _close_attempt(self, outcome: str, finished_at: datetime, error_type: str = "",
                        error_message: str = "", traceback: str = "") -> None:
