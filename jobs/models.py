@@ -206,8 +206,8 @@ class BackgroundTaskRecord(models.Model):
                 scheduled_for=None, error_type="", error_message="", traceback="",
                 progress=1.0, cancel_requested_at=None,
             )
-            if done:
-                self._close_attempt(TaskAttempt.Outcome.COMPLETED, finished_at)
+            if done and not self._close_attempt(TaskAttempt.Outcome.COMPLETED, finished_at):
+                self._add_missed_attempt(TaskAttempt.Outcome.COMPLETED, started_at or finished_at, finished_at)
         return done
 
     def mark_failed(self, *, error_type: str, error_message: str, traceback: str = "",
@@ -220,8 +220,10 @@ class BackgroundTaskRecord(models.Model):
                 error_type=error_type[:255], error_message=error_message, traceback=traceback,
                 cancel_requested_at=None,
             )
-            if done:
-                self._close_attempt(TaskAttempt.Outcome.FAILED, finished_at, error_type, error_message, traceback)
+            if done and not self._close_attempt(TaskAttempt.Outcome.FAILED, finished_at, error_type, error_message,
+                                                traceback):
+                self._add_missed_attempt(TaskAttempt.Outcome.FAILED, finished_at, finished_at, error_type,
+                                         error_message, traceback)
         return done
 
     def mark_retrying(self, *, error_type: str, error_message: str, traceback: str = "",
@@ -276,10 +278,22 @@ class BackgroundTaskRecord(models.Model):
         return True
 
     def _close_attempt(self, outcome: str, finished_at: datetime, error_type: str = "",
-                       error_message: str = "", traceback: str = "") -> None:
-        self.attempt_set.filter(outcome=TaskAttempt.Outcome.RUNNING).update(
+                       error_message: str = "", traceback: str = "") -> int:
+        return self.attempt_set.filter(outcome=TaskAttempt.Outcome.RUNNING).update(
             outcome=outcome, finished_at=finished_at, error_type=error_type[:255],
             error_message=error_message, traceback=traceback,
+        )
+
+    def _add_missed_attempt(self, outcome: str, started_at: datetime, finished_at: datetime, error_type: str = "",
+                            error_message: str = "", traceback: str = "") -> None:
+        """The job ran and ended, but its start was never recorded (the database was down then):
+        count that attempt now. The caller's UPDATE holds the row lock, so the count is safe."""
+        number = type(self).objects.filter(pk=self.pk).values_list("attempts", flat=True).get() + 1
+        type(self).objects.filter(pk=self.pk).update(attempts=number)
+        self.attempts = number
+        TaskAttempt.objects.create(
+            record_id=self.pk, number=number, started_at=started_at, finished_at=finished_at, outcome=outcome,
+            error_type=error_type[:255], error_message=error_message, traceback=traceback,
         )
 
     def set_progress(self, fraction: float | None, message: str = "") -> bool:
