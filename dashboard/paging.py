@@ -10,6 +10,7 @@ from dataclasses import dataclass
 from datetime import datetime
 
 from django.core import signing
+from django.core.exceptions import ValidationError
 from django.db.models import Q, QuerySet
 
 SALT = "dashboard.paging.cursor"
@@ -44,6 +45,11 @@ def keyset(queryset: QuerySet, cursor: str | None, size: int, time_field: str) -
     queryset = queryset.order_by(f"-{time_field}", "-pk")
     if cursor:
         at, pk = decode(cursor)
+        try:
+            # A genuine cursor of another list (the audit log's integer ids on the job list).
+            pk = queryset.model._meta.pk.to_python(pk)
+        except ValidationError as exc:
+            raise BadCursor("This page link belongs to another list. Start again from the first page.") from exc
         queryset = queryset.filter(Q(**{f"{time_field}__lt": at}) | Q(**{time_field: at, "pk__lt": pk}))
     rows = list(queryset[:size + 1])
     next_cursor = None

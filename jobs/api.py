@@ -64,14 +64,32 @@ def _check_json(args: Sequence, kwargs: dict) -> None:
     total = 2
     for name, value in named:
         try:
-            total += len(json.dumps(value, allow_nan=False))
+            text = json.dumps(value, allow_nan=False)
         except (TypeError, ValueError) as exc:
             raise TypeError(f"{name} is not JSON-serializable: {exc}") from None
         except RecursionError:
             raise TypeError(f"{name} is nested too deeply to store") from None
+        if "\\u" in text:
+            _check_storable_text(name, value)
+        total += len(text)
     limit = jobs_setting("JOBS_ARGS_MAX_BYTES")
     if total > limit:
         raise ValueError(f"arguments are {total} bytes as JSON; the limit is {limit}")
+
+
+def _check_storable_text(name: str, value) -> None:
+    """Refuse what PostgreSQL's jsonb cannot hold (SQLite would take it and the pages could not show it)."""
+    raw = json.dumps(value, ensure_ascii=False)  # control characters stay escaped as \\u00XX
+    if _JSON_NUL.search(raw):
+        raise ValueError(f"{name} contains a NUL character (\\x00), which cannot be stored")
+    try:
+        raw.encode("utf-8")
+    except UnicodeEncodeError:
+        raise ValueError(f"{name} contains a lone surrogate (text that is not valid Unicode), "
+                         "which cannot be stored") from None
+
+
+_JSON_NUL = re.compile(r"(?<!\\)(?:\\\\)*\\u0000")
 
 
 def _seconds(value: timedelta | int | float | None) -> float | None:

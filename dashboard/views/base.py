@@ -37,9 +37,11 @@ def render_fragment(request: HttpRequest, template: str, context: dict, status: 
 
 
 def safe_next(request: HttpRequest, default: str) -> str:
-    """The form's `next` if it points at this site, else `default`."""
+    """The form's `next` if it is a path on this site, else `default`."""
     target = request.POST.get("next") or ""
-    if url_has_allowed_host_and_scheme(target, {request.get_host()}, require_https=request.is_secure()):
+    # Only paths: a bare word would go to redirect() as a URL pattern name (NoReverseMatch, a 500).
+    if target.startswith("/") and url_has_allowed_host_and_scheme(target, {request.get_host()},
+                                                                  require_https=request.is_secure()):
         return target
     return default
 
