@@ -21,6 +21,8 @@ ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 os.environ.setdefault("DJANGO_SETTINGS_MODULE", "dashboard.settings")
 
+from records import truncate_records  # noqa: E402  (bench/records.py, beside this script)
+
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
@@ -60,10 +62,8 @@ def main() -> None:
 
 def reset() -> None:
     from jobs.connection import get_connection
-    from jobs.models import BackgroundTaskRecord
-
     get_connection().flushdb()
-    BackgroundTaskRecord.objects.all().delete()
+    truncate_records()
 
 
 def plain(n: int) -> float:
@@ -97,6 +97,7 @@ def many(n: int) -> float:
     with transaction.atomic():
         api.enqueue_many([api.Call(demo.noop) for _ in range(n)])
     return n / (time.perf_counter() - started)
+
 
 
 if __name__ == "__main__":

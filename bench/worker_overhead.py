@@ -23,6 +23,8 @@ ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 os.environ.setdefault("DJANGO_SETTINGS_MODULE", "dashboard.settings")
 
+from records import truncate_records  # noqa: E402  (bench/records.py, beside this script)
+
 WORKERS = {
     "fork": ("rq.Worker", "jobs.worker.Worker"),
     "simple": ("rq.SimpleWorker", "jobs.worker.SimpleWorker"),
@@ -73,7 +75,7 @@ def run_round(n: int, worker_class: str, *, tracked: bool) -> float:
 
     queue = get_queue("default")
     queue.connection.flushdb()
-    BackgroundTaskRecord.objects.all().delete()
+    truncate_records()
     startup = drain(worker_class)  # empty queue: start-up and shutdown only
     if tracked:
         api.enqueue_many([api.Call(demo.noop) for _ in range(n)])
@@ -102,6 +104,7 @@ def _which(name: str) -> bool:
     import shutil
 
     return shutil.which(name) is not None
+
 
 
 if __name__ == "__main__":
