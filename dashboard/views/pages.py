@@ -36,6 +36,7 @@ def read_queues(now) -> tuple[list[stats.QueueStats], str]:
         paused, error = set(), str(exc)
     for queue in queues:
         queue.paused = queue.name in paused
+        queue.configured = queue.name in settings.RQ_QUEUES  # only these can be paused (rows may name others)
     return queues, error
 
 
