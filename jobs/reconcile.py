@@ -26,6 +26,7 @@ from datetime import datetime, timedelta
 
 from django.db.models import Q
 from django.utils import timezone
+from rq.executions import ExecutionRegistry
 from rq.job import Job, JobStatus
 from rq.registry import StartedJobRegistry
 from rq.utils import utcparse
@@ -84,8 +85,8 @@ def reconcile_records(*, dry_run: bool = False) -> Report:
     active = (BackgroundTaskRecord.objects
               .filter(Q(status=Status.RUNNING) | Q(status=Status.PENDING, enqueued_at__lt=now - grace))
               .only("id", "status", "queue_name", "pushed_at", "scheduled_for", "started_at", "worker_name",
-                    "attempts", "max_retries", "timeout", "cancel_requested_at", "func_path", "args", "kwargs",
-                    "retry_intervals", "enqueued_at")
+                    "attempts", "max_retries", "timeout", "cancel_requested_at", "execution_id", "func_path", "args",
+                    "kwargs", "retry_intervals", "enqueued_at")
               .order_by("enqueued_at"))
     batch: list[BackgroundTaskRecord] = []
     for record in active.iterator(chunk_size=CHUNK):
@@ -139,6 +140,8 @@ def _reconcile_queue_group(queue_name: str, records: list[BackgroundTaskRecord],
                 if not report.dry_run:
                     record.mark_pushed()
         else:  # running
+            if status in (JobStatus.QUEUED, JobStatus.SCHEDULED) and _starting(connection, record, now - lost_after):
+                continue
             if status in TERMINAL or status in (JobStatus.QUEUED, JobStatus.SCHEDULED):
                 _sync(record, status, report, worker_name)
             elif status == JobStatus.STARTED:
@@ -184,6 +187,15 @@ def _ids_in_queue_lists(queue_name: str, limit: int = 100_000) -> set[str] | Non
         return None
     ids = connection.lrange(queue.key, 0, -1) + connection.lrange(queue.intermediate_queue_key, 0, -1)
     return {i.decode() for i in ids}
+
+
+def _starting(connection, record: BackgroundTaskRecord, beat_after: datetime) -> bool:
+    """The worker has recorded the start (after its fork) but the work horse has not yet marked
+    the job started: Redis still says queued, yet no retry is due. The row's execution is still
+    open in the job's ExecutionRegistry and its worker beats."""
+    key = ExecutionRegistry(str(record.pk), connection).key
+    return (bool(record.execution_id) and connection.zscore(key, record.execution_id) is not None
+            and _worker_alive(connection, record.worker_name, beat_after))
 
 
 def _worker_alive(connection, worker_name: str, beat_after: datetime) -> bool:
