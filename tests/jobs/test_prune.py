@@ -96,3 +96,13 @@ def test_the_clock_prunes_hourly(aged, settings):
     assert prune[0] == 3600
     assert "deleted 3 finished jobs" in prune[1]()
     assert prune[1]() is None  # nothing left to delete: the clock prints nothing
+
+
+def test_a_last_batch_that_is_exactly_full_ends_the_loop_cleanly():
+    for _ in range(6):
+        make(Status.FAILED, 20, attempts=3)
+    kept = make(Status.FAILED, 1, attempts=2)
+    assert prune_records(timedelta(days=14), batch_size=3) == 6
+    assert list(BackgroundTaskRecord.objects.values_list("pk", flat=True)) == [kept.pk]
+    assert set(TaskAttempt.objects.values_list("record_id", flat=True)) == {kept.pk}
+    assert AuditEntry.objects.count() == 7
