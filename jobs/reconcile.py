@@ -26,7 +26,7 @@ from datetime import datetime, timedelta
 
 from django.db.models import Q
 from django.utils import timezone
-from rq.executions import ExecutionRegistry
+from rq.executions import WORKER_EXECUTIONS_KEY_TEMPLATE, ExecutionRegistry
 from rq.job import Job, JobStatus
 from rq.registry import StartedJobRegistry
 from rq.utils import utcparse
@@ -153,7 +153,10 @@ def _reconcile_queue_group(queue_name: str, records: list[BackgroundTaskRecord],
                         api.send_stop(record)
                     report.note(report.stops_resent, record.pk, "cancel not confirmed yet: stop command resent")
             elif status is None and (record.started_at is None or record.started_at < now - lost_after):
-                if not _worker_alive(connection, record.worker_name, now - lost_after):
+                # Redis lost the job (restarted empty): settle it unless its worker is alive and
+                # still on this very execution (a live worker that moved on will never report it).
+                if (not _worker_alive(connection, record.worker_name, now - lost_after)
+                        or not _worker_runs(connection, record)):
                     _settle_lost(record, report, None, vanished=True)
     for record in _still_unlisted(queue_name, unlisted):
         _repush(record, report, "queued in Redis but in no queue list (lost at dequeue)", replace=True)
@@ -196,6 +199,12 @@ def _starting(connection, record: BackgroundTaskRecord, beat_after: datetime) ->
     key = ExecutionRegistry(str(record.pk), connection).key
     return (bool(record.execution_id) and connection.zscore(key, record.execution_id) is not None
             and _worker_alive(connection, record.worker_name, beat_after))
+
+
+def _worker_runs(connection, record: BackgroundTaskRecord) -> bool:
+    """Whether the row's worker still lists the row's execution as one of its own."""
+    key = WORKER_EXECUTIONS_KEY_TEMPLATE.format(record.worker_name)
+    return bool(record.execution_id) and bool(connection.sismember(key, f"{record.pk}:{record.execution_id}"))
 
 
 def _worker_alive(connection, worker_name: str, beat_after: datetime) -> bool:
