@@ -14,8 +14,8 @@ advice); the trigram index especially costs far more row by row than built in on
 from __future__ import annotations
 
 import random
-from contextlib import nullcontext
 import uuid
+from contextlib import nullcontext
 from datetime import datetime, timedelta
 
 from django.db import connection, transaction
