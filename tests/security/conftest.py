@@ -30,8 +30,25 @@ def superuser(django_user_model):
     return django_user_model.objects.create_superuser("root", password="pw")
 
 
-@pytest.fixture(scope="session")
+def _running_browser():
+    """tests/browser's session browser, if it is up: two sync Playwrights cannot share one thread,
+    and that fixture is out of reach from here, so find the live Browser object itself."""
+    import gc
+
+    from playwright.sync_api import Browser
+
+    # type(), not isinstance(): the latter would evaluate lazy objects (a request's csp_nonce) on the way.
+    return next((o for o in gc.get_objects() if type(o) is Browser and o.is_connected()), None)
+
+
+@pytest.fixture(scope="module")
 def browser():
+    """The browser of tests/browser when it is running, else our own for this module only (so it is
+    closed before tests/browser starts theirs, whatever the order of the run)."""
+    shared = _running_browser()
+    if shared is not None:
+        yield shared
+        return
     from playwright.sync_api import sync_playwright
 
     with sync_playwright() as playwright:
@@ -79,7 +96,7 @@ def payload_records(make_record, redis_conn, django_user_model):
                           progress=0.5, progress_message=p["args"], worker_name=p["worker"])
     user = django_user_model.objects.create_user(p["audit"], password="pw")
     AuditEntry.objects.create(user=user, username=p["audit"], action=p["audit"], record_id=failed.pk,
-                              outcome=p["audit"], detail={p["audit"]: p["audit"]})
+                              outcome="<img src=x>", detail={p["audit"]: p["audit"]})  # outcome: 16 chars max
     return {"failed": failed, "completed": completed, "running": running}
 
 
