@@ -19,8 +19,18 @@ run: $(STAMP)
 test: $(STAMP)
 	$(BIN)/python -m pytest $(PYTEST_ARGS)
 
-bench: $(STAMP)
-	$(BIN)/python bench/run_all.py
+## make bench: every figure of docs/PERFORMANCE.md (PostgreSQL at 127.0.0.1:5432, its own jobdeck_perf*
+## databases), run by a separate .venv-bench with the reference dashboards and profilers of bench/requirements.txt.
+BENCH_VENV := .venv-bench
+BENCH_STAMP := $(BENCH_VENV)/.installed-$(shell cat requirements.txt bench/requirements.txt | cksum | cut -d' ' -f1)
+
+$(BENCH_STAMP): requirements.txt bench/requirements.txt
+	test -x $(BENCH_VENV)/bin/python || $(PYTHON) -m venv $(BENCH_VENV)
+	$(BENCH_VENV)/bin/pip install --quiet --disable-pip-version-check -r requirements.txt -r bench/requirements.txt
+	rm -f $(BENCH_VENV)/.installed-* && touch $@
+
+bench: $(BENCH_STAMP)
+	$(BENCH_VENV)/bin/python bench/run_all.py $(BENCH_ARGS)
 
 clean:
 	rm -rf $(VENV) var staticfiles
