@@ -132,7 +132,8 @@ def _manage(*args: str, env: dict) -> subprocess.CompletedProcess:
 
 
 def test_check_deploy_is_clean_with_production_settings(tmp_path):
-    result = _manage("check", "--deploy", "--fail-level", "WARNING", env={**PRODUCTION, "JOBDECK_VAR_DIR": str(tmp_path)})
+    env = {**PRODUCTION, "JOBDECK_VAR_DIR": str(tmp_path)}
+    result = _manage("check", "--deploy", "--fail-level", "WARNING", env=env)
     assert result.returncode == 0, result.stdout + result.stderr
 
 

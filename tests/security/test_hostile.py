@@ -241,9 +241,9 @@ def _enqueue_paths():
 
 
 def _task():
-    from jobs.tasks_backend import RQTask
-
+    """jobs.demo.add as a task of the Django Tasks backend (TASKS["default"] is jobs.tasks_backend.RQBackend)."""
     from jobs.demo import add
+    from jobs.tasks_backend import RQTask
 
     return RQTask(priority=0, func=add, queue_name="default", backend="default", run_after=None, takes_context=False)
 
