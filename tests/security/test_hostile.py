@@ -25,7 +25,7 @@ from jobs.models import AuditEntry, BackgroundTaskRecord, Status
 
 pytestmark = pytest.mark.django_db
 
-EXAMPLES = hsettings(max_examples=50, deadline=None, derandomize=True,
+EXAMPLES = hsettings(max_examples=50, deadline=None, derandomize=True, database=None,
                      suppress_health_check=[HealthCheck.function_scoped_fixture, HealthCheck.too_slow])
 
 # Any text a browser could send (surrogates cannot travel in UTF-8, so they are left to the bytes below).
