@@ -58,3 +58,12 @@ def kill_self() -> None:
 
 def echo(*args, **kwargs) -> dict:
     return {"args": list(args), "kwargs": kwargs}
+
+
+def awkward_text() -> dict:
+    """Returns, and then raises, text no database column can hold as is (NUL, a lone surrogate)."""
+    return {"text": "before\x00after \udc80"}
+
+
+def awkward_failure() -> None:
+    raise ValueError("bad byte \x00 here \udc80")

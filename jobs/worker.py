@@ -63,14 +63,25 @@ def parse_exc_string(exc_string: str, timeout: int | None = None) -> tuple[str, 
     return "Error", lines[-1][:1000]
 
 
+def storable_text(text: str) -> str:
+    """`text` as any database column can hold it: NUL and lone surrogates become U+FFFD."""
+    if "\x00" in text or not text.isascii():
+        text = text.encode("utf-8", "surrogatepass").decode("utf-8", "replace").replace("\x00", "\ufffd")
+    return text
+
+
 def capped_result(value):
     """The return value as stored JSON, or a truncated text preview if too large or not JSON."""
+    limit = jobs_setting("JOBS_RESULT_MAX_BYTES")
     try:
-        text = json.dumps(value, allow_nan=False)
+        text = json.dumps(value, allow_nan=False, ensure_ascii=False)
     except (TypeError, ValueError, RecursionError):
-        return {"repr": repr(value)[: jobs_setting("JOBS_RESULT_MAX_BYTES")], "note": "not JSON-serializable"}
-    if len(text) > jobs_setting("JOBS_RESULT_MAX_BYTES"):
-        return {"preview": text[: jobs_setting("JOBS_RESULT_MAX_BYTES")], "note": f"truncated from {len(text)} bytes"}
+        return {"repr": storable_text(repr(value)[:limit]), "note": "not JSON-serializable"}
+    if len(text) > limit:
+        return {"preview": storable_text(text[:limit]), "note": f"truncated from {len(text)} bytes"}
+    if "\\u0000" in text or not text.isascii():
+        # PostgreSQL's jsonb holds neither NUL nor a lone surrogate: store the nearest it can.
+        return json.loads(storable_text(text).replace("\\u0000", "\\ufffd"))
     return value
 
 
@@ -83,7 +94,8 @@ def apply_status(record: BackgroundTaskRecord, status: JobStatus | None, *, exc_
                  result=None, timeout: int | None = None, retry_at=None, finished_at=None,
                  started_at=None) -> bool:
     """Map the status Redis holds for a job onto its row. Shared by the hooks and the reconciler."""
-    tail = exc_string[-jobs_setting("JOBS_TRACEBACK_MAX_CHARS"):] if exc_string else ""
+    exc_string = storable_text(exc_string or "")
+    tail = exc_string[-jobs_setting("JOBS_TRACEBACK_MAX_CHARS"):]
     if status == JobStatus.FINISHED:
         return record.mark_completed(result=capped_result(result), finished_at=finished_at,
                                      started_at=started_at)
@@ -100,13 +112,15 @@ def apply_status(record: BackgroundTaskRecord, status: JobStatus | None, *, exc_
     return False
 
 
-def _safely(what: str, job_id: str, func, *args, **kwargs) -> bool:
+def _safely(what: str, job_id: str, func, *args, dedicated: bool = False, **kwargs) -> bool:
+    """Run one bookkeeping write; log and swallow any error. `dedicated`: the connection
+    serves only these writes (the forking worker's main process), so it may relax
+    durability for the whole session instead of per transaction."""
     try:
         with transaction.atomic():
-            if connection.vendor == "postgresql":
+            if connection.vendor == "postgresql" and not _relaxed(dedicated):
                 # A hook's write need not wait for the WAL flush: if the database crashes
-                # before it is durable, the reconciler rewrites it from Redis. This halves
-                # a tracked job's cost (measured in bench/worker_overhead.py).
+                # before it is durable, the reconciler rewrites it from Redis.
                 with connection.cursor() as cursor:
                     cursor.execute("SET LOCAL synchronous_commit TO OFF")
             return bool(func(*args, **kwargs))
@@ -118,6 +132,18 @@ def _safely(what: str, job_id: str, func, *args, **kwargs) -> bool:
         except Exception:
             pass
         return False
+
+
+def _relaxed(dedicated: bool) -> bool:
+    """On a dedicated connection, set synchronous_commit off once per session; True once set."""
+    if not dedicated:
+        return False
+    if getattr(connection, "_jobdeck_relaxed", None) is not connection.connection or connection.connection is None:
+        connection.ensure_connection()
+        with connection.cursor() as cursor:
+            cursor.execute("SET synchronous_commit TO OFF")
+        connection._jobdeck_relaxed = connection.connection
+    return True
 
 
 class TrackingMixin:
@@ -187,6 +213,9 @@ class TrackingMixin:
             return set()
 
     def handle_job_failure(self, job: Job, queue, started_job_registry=None, exc_string="", execution=None):
+        # A lone surrogate in an error message would make RQ's own write to Redis raise
+        # and take the work horse down with it.
+        exc_string = storable_text(exc_string or "")
         retry_in = 0
         try:
             if job.retries_left:
@@ -216,13 +245,15 @@ class Worker(TrackingMixin, rq.Worker):
         if self._cancelled_before_start(job, queue):
             return
         self._failure = None
-        close_old_connections()  # the main process keeps one connection, checked between jobs
+        # The main process keeps one connection for as long as it works (no per-job health
+        # check); a failed write closes it and the next one reconnects.
         execution = self.prepare_execution(job)
         self.fork_work_horse(job, queue)
         _safely("start", job.id, record_for(job).mark_running, execution_id=execution.id,
-                worker_name=self.name, hostname=HOSTNAME, pid=self.horse_pid, started_at=timezone.now())
+                worker_name=self.name, hostname=HOSTNAME, pid=self.horse_pid, started_at=timezone.now(),
+                dedicated=True)
         self.monitor_work_horse(job, queue, execution)
-        _safely("outcome", job.id, self._record_end, job)
+        _safely("outcome", job.id, self._record_end, job, dedicated=True)
         self.set_state(WorkerStatus.IDLE)
 
     def main_work_horse(self, job: Job, queue):

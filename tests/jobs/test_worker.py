@@ -235,3 +235,12 @@ def test_sigterm_lets_the_worker_finish_its_job_and_exit(start_worker):
     worker.process.send_signal(signal.SIGTERM)  # warm shutdown
     worker.process.wait(30)
     assert fresh(record).status == Status.COMPLETED
+
+
+def test_results_and_errors_no_column_can_hold_are_stored_readably(drain):
+    ok = api.enqueue(demo.awkward_text)
+    bad = api.enqueue(demo.awkward_failure)
+    drain()
+    assert fresh(ok).status == Status.COMPLETED and ok.result["text"].startswith("before\ufffdafter")
+    assert fresh(bad).status == Status.FAILED and "\x00" not in bad.error_message
+    assert bad.error_message.startswith("bad byte \ufffd here") and "\x00" not in bad.traceback
