@@ -8,6 +8,7 @@ file, so worker subprocesses see the same test database as the test.
 from __future__ import annotations
 
 import os
+import shutil
 import signal
 import subprocess
 import sys
@@ -200,3 +201,25 @@ def wait_for(predicate, timeout: float = 30, interval: float = 0.1, message: str
 @pytest.fixture
 def staff_user(django_user_model):
     return django_user_model.objects.create_user("viewer", password="pw", is_staff=True)
+
+
+# --- real Chromium (Debian's package, never a downloaded browser) --------------------------
+
+CHROMIUM = shutil.which("chromium")
+CHROMIUM_ARGS = ["--no-sandbox", "--headless", "--disable-gpu", "--disable-background-networking"]
+
+
+@pytest.fixture(scope="session")
+def browser():
+    """One Chromium for the whole session: two sync Playwrights cannot share the test thread."""
+    if CHROMIUM is None:
+        pytest.skip("no chromium on PATH")
+    from playwright.sync_api import sync_playwright
+
+    # Playwright's sync API keeps an event loop in this thread; the ORM calls the tests make
+    # between browser steps are still plain synchronous calls.
+    os.environ.setdefault("DJANGO_ALLOW_ASYNC_UNSAFE", "true")
+    with sync_playwright() as playwright:
+        browser = playwright.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS)
+        yield browser
+        browser.close()

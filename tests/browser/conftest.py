@@ -5,21 +5,11 @@ Debian's chromium only (never a downloaded browser); the tests skip where it is 
 
 from __future__ import annotations
 
-import os
-import shutil
-
 import pytest
 from django.test import Client
 
+from tests.conftest import CHROMIUM
 from tests.dashboard.conftest import make_record, operator_user  # noqa: F401  (shared fixtures)
-
-CHROMIUM = shutil.which("chromium")
-ARGS = ["--no-sandbox", "--headless", "--disable-gpu", "--disable-background-networking"]
-
-# Playwright's sync API keeps an event loop in this thread; the ORM calls the tests make
-# between browser steps are still plain synchronous calls.
-os.environ.setdefault("DJANGO_ALLOW_ASYNC_UNSAFE", "true")
-
 
 def pytest_collection_modifyitems(config, items):
     for item in items:
@@ -27,16 +17,6 @@ def pytest_collection_modifyitems(config, items):
             item.add_marker(pytest.mark.browser)
             if CHROMIUM is None:
                 item.add_marker(pytest.mark.skip(reason="no chromium on PATH"))
-
-
-@pytest.fixture(scope="session")
-def browser():
-    from playwright.sync_api import sync_playwright
-
-    with sync_playwright() as playwright:
-        browser = playwright.chromium.launch(executable_path=CHROMIUM, args=ARGS)
-        yield browser
-        browser.close()
 
 
 @pytest.fixture

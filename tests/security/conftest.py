@@ -1,11 +1,11 @@
-"""Security fixtures: the dashboard's users and records, plus the browser of tests/browser/."""
+"""Security fixtures: the dashboard's users and records (the browser is tests/conftest.py's)."""
 
 from __future__ import annotations
 
 import pytest
 from django.contrib.auth.models import Permission
 
-from tests.browser.conftest import ARGS, CHROMIUM  # noqa: F401  (the same Debian chromium, same flags)
+from tests.conftest import CHROMIUM
 from tests.dashboard.conftest import (  # noqa: F401  (shared fixtures)
     make_record, operator, operator_user, reader, readonly_user,
 )
@@ -28,33 +28,6 @@ def nonstaff_user(django_user_model):
 @pytest.fixture
 def superuser(django_user_model):
     return django_user_model.objects.create_superuser("root", password="pw")
-
-
-def _running_browser():
-    """tests/browser's session browser, if it is up: two sync Playwrights cannot share one thread,
-    and that fixture is out of reach from here, so find the live Browser object itself."""
-    import gc
-
-    from playwright.sync_api import Browser
-
-    # type(), not isinstance(): the latter would evaluate lazy objects (a request's csp_nonce) on the way.
-    return next((o for o in gc.get_objects() if type(o) is Browser and o.is_connected()), None)
-
-
-@pytest.fixture(scope="module")
-def browser():
-    """The browser of tests/browser when it is running, else our own for this module only (so it is
-    closed before tests/browser starts theirs, whatever the order of the run)."""
-    shared = _running_browser()
-    if shared is not None:
-        yield shared
-        return
-    from playwright.sync_api import sync_playwright
-
-    with sync_playwright() as playwright:
-        browser = playwright.chromium.launch(executable_path=CHROMIUM, args=ARGS)
-        yield browser
-        browser.close()
 
 
 @pytest.fixture(autouse=True)
