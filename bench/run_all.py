@@ -23,15 +23,16 @@ HERE = ROOT / "bench"
 
 def steps(quick: bool) -> list[tuple[str, list[str], dict]]:
     small = {"DATABASE_URL": ensure_database("jobdeck_perf_small")}  # these two delete every record
+    big = ["--database", "jobdeck_perf_quick" if quick else "jobdeck_perf"]  # --quick leaves the million alone
     return [
-        ("seed", ["seed.py", "--records", "100000" if quick else "1000000"], {}),
-        ("pages", ["pages.py", "--samples", "5" if quick else "30"]
+        ("seed", ["seed.py", "--records", "100000" if quick else "1000000", *big], {}),
+        ("pages", ["pages.py", "--samples", "5" if quick else "30", *big]
          + (["--min-records", "100000"] if quick else []), {}),
-        ("load", ["load.py", "--seconds", "10" if quick else "60", "--workers", "2" if quick else "2,4"], {}),
+        ("load", ["load.py", "--seconds", "10" if quick else "60", "--workers", "2" if quick else "2,4", *big], {}),
         ("prune", ["prune.py", "--rows", "30000" if quick else "300000"], {}),
         ("reference", ["reference.py", "--sizes", "5000" if quick else "5000,50000",
                        "--samples", "5" if quick else "20"], {}),
-        ("worker overhead", ["worker_overhead.py", "--jobs", "100" if quick else "500", "--rounds", "1" if quick
+        ("worker overhead", ["worker_overhead.py", "--jobs", "100" if quick else "300", "--rounds", "1" if quick
                              else "3"], small),
         ("enqueue", ["enqueue.py", "--jobs", "1000" if quick else "5000", "--single", "200" if quick else "1000",
                      "--rounds", "1" if quick else "3"], small),
