@@ -58,7 +58,7 @@ def main() -> None:
     from django.db import connection, transaction
 
     from jobs import prune
-    from jobs.models import BackgroundTaskRecord, FINAL_STATES, TaskAttempt
+    from jobs.models import FINAL_STATES, BackgroundTaskRecord, TaskAttempt
     from jobs.seed import seed_records
 
     per_size = 25_000

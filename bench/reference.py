@@ -71,7 +71,8 @@ def measure(size: int, redis_url: str, options) -> list[list]:
     views = [
         ("django-rq: failed jobs page", lambda: client.get("/django-rq/queues/0/failed/"), 25),
         ("rq-dashboard: failed jobs page (HTML)", lambda: flask.get("/rq/0/view/jobs/default/failed/50/dsc/1"), 0),
-        ("rq-dashboard: failed jobs data (JSON)", lambda: flask.get("/rq/0/data/jobs/default/failed/50/dsc/1.json"), 50),
+        ("rq-dashboard: failed jobs data (JSON)",
+         lambda: flask.get("/rq/0/data/jobs/default/failed/50/dsc/1.json"), 50),
         ("jobdeck: failures page (groups)", lambda: client.get("/failures/"), 0),
         ("jobdeck: failed jobs list", lambda: client.get("/jobs/?state=failed"), 50),
         ("jobdeck: failed jobs list, htmx fragment", lambda: client.get(

@@ -44,7 +44,8 @@ def main() -> None:
     with connection.cursor() as cursor:
         cursor.execute("VACUUM ANALYZE jobs_backgroundtaskrecord")
         cursor.execute("VACUUM ANALYZE jobs_taskattempt")
-        cursor.execute("SELECT (SELECT count(*) FROM jobs_backgroundtaskrecord), (SELECT count(*) FROM jobs_taskattempt),"
+        cursor.execute("SELECT (SELECT count(*) FROM jobs_backgroundtaskrecord),"
+                       " (SELECT count(*) FROM jobs_taskattempt),"
                        " pg_size_pretty(pg_total_relation_size('jobs_backgroundtaskrecord'))")
         records, attempts, size = cursor.fetchone()
     table(f"Seeding ({' '.join(command[1:])}, fresh database)",

@@ -83,14 +83,18 @@ def seed_records(records: int, *, days: int = 30, failed_ratio: float = 0.01, ac
     written = 0
     for pairs in batches:
         with transaction.atomic():
-            insert_many(BackgroundTaskRecord, [BackgroundTaskRecord(**dict(zip(RECORD_COLUMNS, r))) for r, _ in pairs])
-            insert_many(TaskAttempt, [TaskAttempt(**dict(zip(ATTEMPT_COLUMNS, a))) for _, tries in pairs for a in tries])
+            insert_many(BackgroundTaskRecord,
+                        [BackgroundTaskRecord(**dict(zip(RECORD_COLUMNS, r))) for r, _ in pairs])
+            insert_many(TaskAttempt,
+                        [TaskAttempt(**dict(zip(ATTEMPT_COLUMNS, a))) for _, tries in pairs for a in tries])
         written += len(pairs)
     return written
 
 
 def _copy_postgresql(batches) -> int:
     records, attempts = BackgroundTaskRecord._meta.db_table, TaskAttempt._meta.db_table
+    copy_records = f"COPY {records} ({', '.join(RECORD_COLUMNS)}) FROM STDIN (FORMAT BINARY)"
+    copy_attempts = f"COPY {attempts} ({', '.join(ATTEMPT_COLUMNS)}) FROM STDIN (FORMAT BINARY)"
     with connection.cursor() as cursor:
         cursor.execute(f"SELECT EXISTS (SELECT 1 FROM {records}) OR EXISTS (SELECT 1 FROM {attempts})")
         bulk = not cursor.fetchone()[0]
@@ -102,11 +106,11 @@ def _copy_postgresql(batches) -> int:
             with transaction.atomic(), connection.cursor() as cursor:
                 # Binary COPY: half the parsing of text on both sides (measured); jsonb columns take
                 # the Python values as they are.
-                with cursor.cursor.copy(f"COPY {records} ({', '.join(RECORD_COLUMNS)}) FROM STDIN (FORMAT BINARY)") as copy:
+                with cursor.cursor.copy(copy_records) as copy:
                     copy.set_types(record_types)
                     for record, _ in pairs:
                         copy.write_row(record)
-                with cursor.cursor.copy(f"COPY {attempts} ({', '.join(ATTEMPT_COLUMNS)}) FROM STDIN (FORMAT BINARY)") as copy:
+                with cursor.cursor.copy(copy_attempts) as copy:
                     copy.set_types(attempt_types)
                     for _, tries in pairs:
                         for attempt in tries:
