@@ -15,6 +15,8 @@ from django.db import connection, models, transaction
 from django.db.models import Q
 from django.utils import timezone
 
+from . import fastpath
+
 
 class Status(models.TextChoices):
     PENDING = "pending", "Pending"
@@ -171,6 +173,16 @@ class BackgroundTaskRecord(models.Model):
                      started_at: datetime | None = None) -> bool:
         """pending → running: count the attempt and open its attempt row. Idempotent per execution."""
         started_at = started_at or timezone.now()
+        if fastpath.enabled():
+            now = timezone.now()
+            number = fastpath.start_attempt(self, execution_id=execution_id, worker_name=worker_name,
+                                            hostname=hostname, pid=pid, started_at=started_at, now=now)
+            if number is None:
+                return False
+            self.status, self.attempts, self.execution_id, self.started_at = (
+                Status.RUNNING, number, execution_id, started_at)
+            self.worker_name, self.hostname, self.pid, self.updated_at = worker_name, hostname, pid, now
+            return True
         with transaction.atomic(savepoint=False):
             row = (type(self).objects.select_for_update()
                    .filter(pk=self.pk).values("status", "execution_id", "attempts").first())
@@ -196,34 +208,35 @@ class BackgroundTaskRecord(models.Model):
                        started_at: datetime | None = None) -> bool:
         """running (or pending, when the start hook was lost) → completed, with result and duration."""
         finished_at = finished_at or timezone.now()
-        with transaction.atomic(savepoint=False):
-            if started_at is None:
-                started_at = type(self).objects.filter(pk=self.pk).values_list("started_at", flat=True).first()
-            duration_ms = int((finished_at - started_at).total_seconds() * 1000) if started_at else None
-            done = self._finish(
-                "too-late", status=Status.COMPLETED, result=result, finished_at=finished_at,
-                duration_ms=max(duration_ms, 0) if duration_ms is not None else None,
-                scheduled_for=None, error_type="", error_message="", traceback="",
-                progress=1.0, cancel_requested_at=None,
-            )
-            if done and not self._close_attempt(TaskAttempt.Outcome.COMPLETED, finished_at):
-                self._add_missed_attempt(TaskAttempt.Outcome.COMPLETED, started_at or finished_at, finished_at)
-        return done
+        if started_at is None:
+            started_at = type(self).objects.filter(pk=self.pk).values_list("started_at", flat=True).first()
+        duration_ms = int((finished_at - started_at).total_seconds() * 1000) if started_at else None
+        fields = dict(status=Status.COMPLETED, result=result, finished_at=finished_at,
+                      duration_ms=max(duration_ms, 0) if duration_ms is not None else None,
+                      scheduled_for=None, error_type="", error_message="", traceback="",
+                      progress=1.0, cancel_requested_at=None)
+        return self._close(fields, TaskAttempt.Outcome.COMPLETED, finished_at, started_at or finished_at)
 
     def mark_failed(self, *, error_type: str, error_message: str, traceback: str = "",
                     finished_at: datetime | None = None) -> bool:
         """running/pending → failed, keeping the last failure's error and traceback."""
         finished_at = finished_at or timezone.now()
+        fields = dict(status=Status.FAILED, finished_at=finished_at, scheduled_for=None,
+                      error_type=error_type[:255], error_message=error_message, traceback=traceback,
+                      cancel_requested_at=None)
+        return self._close(fields, TaskAttempt.Outcome.FAILED, finished_at, finished_at, error_type,
+                           error_message, traceback)
+
+    def _close(self, fields: dict, outcome: str, finished_at: datetime, started_at: datetime,
+               error_type: str = "", error_message: str = "", traceback: str = "") -> bool:
+        """An active row ends completed or failed, and so does its running attempt; if its start
+        was never recorded, that attempt is counted now."""
+        if self._close_fast(fields, outcome, finished_at, started_at, error_type, error_message, traceback):
+            return True
         with transaction.atomic(savepoint=False):
-            done = self._finish(
-                "too-late", status=Status.FAILED, finished_at=finished_at, scheduled_for=None,
-                error_type=error_type[:255], error_message=error_message, traceback=traceback,
-                cancel_requested_at=None,
-            )
-            if done and not self._close_attempt(TaskAttempt.Outcome.FAILED, finished_at, error_type, error_message,
-                                                traceback):
-                self._add_missed_attempt(TaskAttempt.Outcome.FAILED, finished_at, finished_at, error_type,
-                                         error_message, traceback)
+            done = self._finish("too-late", **fields)
+            if done and not self._close_attempt(outcome, finished_at, error_type, error_message, traceback):
+                self._add_missed_attempt(outcome, started_at, finished_at, error_type, error_message, traceback)
         return done
 
     def mark_retrying(self, *, error_type: str, error_message: str, traceback: str = "",
@@ -264,6 +277,26 @@ class BackgroundTaskRecord(models.Model):
             error_type="", error_message="", traceback="", progress=None, progress_message="",
             enqueued_at=timezone.now(),
         )
+
+    def _close_fast(self, fields: dict, outcome: str, finished_at: datetime, started_at: datetime,
+                    error_type: str = "", error_message: str = "", traceback: str = "") -> bool:
+        """PostgreSQL's one-statement close of the row and its running attempt (jobs.fastpath).
+        False when it changed nothing: then the ORM path below decides, as on other databases."""
+        if not fastpath.enabled():
+            return False
+        fields = {**fields, "updated_at": timezone.now()}
+        attempt = {"outcome": outcome, "finished_at": finished_at, "error_type": error_type[:255],
+                   "error_message": error_message, "traceback": traceback}
+        changed, closed = fastpath.close_attempt(self, ACTIVE_STATES, fields, attempt)
+        if not changed:
+            return False
+        for name, value in fields.items():
+            setattr(self, name, value)
+        if not closed:
+            with transaction.atomic(savepoint=False):
+                type(self).objects.select_for_update().filter(pk=self.pk).values_list("pk").get()
+                self._add_missed_attempt(outcome, started_at, finished_at, error_type, error_message, traceback)
+        return True
 
     def _finish(self, cancel_outcome: str, **fields) -> bool:
         """Move an active row to a final state. If an operator's cancel was waiting on it, the

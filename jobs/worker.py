@@ -20,7 +20,7 @@ import time
 from datetime import timedelta
 
 import rq
-from django.db import close_old_connections, connection, connections, transaction
+from django.db import close_old_connections, connection, connections
 from django.utils import timezone
 from rq.job import Job, JobStatus, get_current_job
 from rq.worker import WorkerStatus
@@ -117,13 +117,11 @@ def _safely(what: str, job_id: str, func, *args, dedicated: bool = False, **kwar
     serves only these writes (the forking worker's main process), so it may relax
     durability for the whole session instead of per transaction."""
     try:
-        with transaction.atomic():
-            if connection.vendor == "postgresql" and not _relaxed(dedicated):
-                # A hook's write need not wait for the WAL flush: if the database crashes
-                # before it is durable, the reconciler rewrites it from Redis.
-                with connection.cursor() as cursor:
-                    cursor.execute("SET LOCAL synchronous_commit TO OFF")
-            return bool(func(*args, **kwargs))
+        if dedicated and connection.vendor == "postgresql":
+            _relax_session()
+        # No enclosing transaction: on PostgreSQL a transition is one statement (jobs.fastpath),
+        # and each ORM transition opens its own.
+        return bool(func(*args, **kwargs))
     except Exception:
         # Never raise into RQ: the reconciler brings the row in step from Redis later.
         logger.exception("could not record %s of job %s; the reconciler will repair the row", what, job_id)
@@ -134,16 +132,14 @@ def _safely(what: str, job_id: str, func, *args, dedicated: bool = False, **kwar
         return False
 
 
-def _relaxed(dedicated: bool) -> bool:
-    """On a dedicated connection, set synchronous_commit off once per session; True once set."""
-    if not dedicated:
-        return False
-    if getattr(connection, "_jobdeck_relaxed", None) is not connection.connection or connection.connection is None:
+def _relax_session() -> None:
+    """Once per connection: its commits need not wait for the WAL flush. If the database
+    crashes before a write is durable, the reconciler rewrites it from Redis."""
+    if connection.connection is None or getattr(connection, "_jobdeck_relaxed", None) is not connection.connection:
         connection.ensure_connection()
         with connection.cursor() as cursor:
             cursor.execute("SET synchronous_commit TO OFF")
         connection._jobdeck_relaxed = connection.connection
-    return True
 
 
 class TrackingMixin:
