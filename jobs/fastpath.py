@@ -6,6 +6,11 @@ trips per job, which cost more than running a no-op job (bench/worker_overhead.p
 each becomes one statement, made atomic by PostgreSQL itself (data-modifying CTEs run as
 one statement, on one snapshot, under the row lock the UPDATE takes).
 
+Each statement also relaxes durability for itself only: `SET LOCAL synchronous_commit TO
+OFF` sent in the same query string, which PostgreSQL runs as one implicit transaction, so
+a job's bookkeeping does not wait for a WAL flush. If the database crashes before such a
+write is durable, the reconciler rewrites it from what Redis holds.
+
 Only the common case takes this path. Whenever the statement changes no row (a cancel is
 pending, the state does not allow it, a repeat), the model's ORM method decides, exactly as
 on other databases; the models stay the one home of the rules.
@@ -19,6 +24,8 @@ from django.db import connection
 
 RECORDS = "jobs_backgroundtaskrecord"
 ATTEMPTS = "jobs_taskattempt"
+
+RELAXED = "SET LOCAL synchronous_commit TO OFF; "
 
 START = f"""
 WITH rec AS (
@@ -47,10 +54,8 @@ def enabled() -> bool:
 def start_attempt(record, *, execution_id: str, worker_name: str, hostname: str, pid: int | None,
                   started_at: datetime, now: datetime) -> int | None:
     """pending/running → running plus a new attempt row, in one statement; the attempt's number, or None."""
-    with connection.cursor() as cursor:
-        cursor.execute(START, {"id": record.pk, "execution_id": execution_id, "worker_name": worker_name,
-                               "hostname": hostname, "pid": pid, "started_at": started_at, "now": now})
-        row = cursor.fetchone()
+    row = _run(RELAXED + START, {"id": record.pk, "execution_id": execution_id, "worker_name": worker_name,
+                                 "hostname": hostname, "pid": pid, "started_at": started_at, "now": now})
     return row[0] if row else None
 
 
@@ -76,6 +81,16 @@ def close_attempt(record, allowed: tuple[str, ...], fields: dict, attempt: dict)
     )
     SELECT (SELECT count(*) FROM rec), (SELECT count(*) FROM att)
     """
+    return _run(RELAXED + sql, [*values, record.pk, *allowed, *attempt.values()])
+
+
+def _run(sql: str, params):
+    """Execute SET LOCAL plus one statement in one round trip; the statement's first row."""
+    if connection.in_atomic_block:
+        # Inside a caller's transaction, SET LOCAL would relax the caller's commit too.
+        sql = sql.removeprefix(RELAXED)
     with connection.cursor() as cursor:
-        cursor.execute(sql, [*values, record.pk, *allowed, *attempt.values()])
+        cursor.execute(sql, params)
+        if sql.startswith(RELAXED):
+            cursor.cursor.nextset()
         return cursor.fetchone()

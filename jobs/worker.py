@@ -20,7 +20,7 @@ import time
 from datetime import timedelta
 
 import rq
-from django.db import close_old_connections, connection, connections
+from django.db import close_old_connections, connections
 from django.utils import timezone
 from rq.job import Job, JobStatus, get_current_job
 from rq.worker import WorkerStatus
@@ -112,13 +112,9 @@ def apply_status(record: BackgroundTaskRecord, status: JobStatus | None, *, exc_
     return False
 
 
-def _safely(what: str, job_id: str, func, *args, dedicated: bool = False, **kwargs) -> bool:
-    """Run one bookkeeping write; log and swallow any error. `dedicated`: the connection
-    serves only these writes (the forking worker's main process), so it may relax
-    durability for the whole session instead of per transaction."""
+def _safely(what: str, job_id: str, func, *args, **kwargs) -> bool:
+    """Run one bookkeeping write; log and swallow any error."""
     try:
-        if dedicated and connection.vendor == "postgresql":
-            _relax_session()
         # No enclosing transaction: on PostgreSQL a transition is one statement (jobs.fastpath),
         # and each ORM transition opens its own.
         return bool(func(*args, **kwargs))
@@ -130,16 +126,6 @@ def _safely(what: str, job_id: str, func, *args, dedicated: bool = False, **kwar
         except Exception:
             pass
         return False
-
-
-def _relax_session() -> None:
-    """Once per connection: its commits need not wait for the WAL flush. If the database
-    crashes before a write is durable, the reconciler rewrites it from Redis."""
-    if connection.connection is None or getattr(connection, "_jobdeck_relaxed", None) is not connection.connection:
-        connection.ensure_connection()
-        with connection.cursor() as cursor:
-            cursor.execute("SET synchronous_commit TO OFF")
-        connection._jobdeck_relaxed = connection.connection
 
 
 class TrackingMixin:
@@ -246,10 +232,9 @@ class Worker(TrackingMixin, rq.Worker):
         execution = self.prepare_execution(job)
         self.fork_work_horse(job, queue)
         _safely("start", job.id, record_for(job).mark_running, execution_id=execution.id,
-                worker_name=self.name, hostname=HOSTNAME, pid=self.horse_pid, started_at=timezone.now(),
-                dedicated=True)
+                worker_name=self.name, hostname=HOSTNAME, pid=self.horse_pid, started_at=timezone.now())
         self.monitor_work_horse(job, queue, execution)
-        _safely("outcome", job.id, self._record_end, job, dedicated=True)
+        _safely("outcome", job.id, self._record_end, job)
         self.set_state(WorkerStatus.IDLE)
 
     def main_work_horse(self, job: Job, queue):
