@@ -33,4 +33,4 @@ bench: $(BENCH_STAMP)
 	$(BENCH_VENV)/bin/python bench/run_all.py $(BENCH_ARGS)
 
 clean:
-	rm -rf $(VENV) var staticfiles
+	rm -rf $(VENV) .venv-bench var staticfiles
