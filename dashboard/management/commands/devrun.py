@@ -48,7 +48,9 @@ class Command(BaseCommand):
         env = {**os.environ, "PATH": bin_dir + os.pathsep + os.environ.get("PATH", ""), "PYTHONUNBUFFERED": "1"}
         # honcho SIGKILLs what has not exited 5 s after its SIGTERM: stop running jobs before that.
         env.setdefault("JOBS_SHUTDOWN_GRACE_SECONDS", "3")
-        honcho = subprocess.Popen([str(Path(bin_dir) / "honcho"), "start", "-f", "Procfile", "-p", str(port)],
+        # Two workers, so the demo's long job does not hold up the rest of the queue.
+        honcho = subprocess.Popen([str(Path(bin_dir) / "honcho"), "start", "-f", "Procfile", "-p", str(port),
+                                   "-c", "worker=2"],
                                   cwd=settings.BASE_DIR, env=env)
         # Ctrl-C reaches honcho too (same process group); honcho stops web, worker and clock
         # (the worker's second signal kills any running work horse). A plain SIGTERM to us is forwarded.
