@@ -17,7 +17,6 @@ from dataclasses import dataclass
 from datetime import timedelta
 from typing import Any
 
-import redis
 from django.conf import settings
 from django.db import transaction
 from django.utils import timezone
@@ -26,13 +25,12 @@ from rq.exceptions import DuplicateJobError, InvalidJobOperation, NoSuchJobError
 from rq.job import Job
 
 from .conf import jobs_setting
-from .connection import get_connection, get_queue
+from .connection import REDIS_ERRORS, get_connection, get_queue
 from .copy import insert_many
 from .models import AuditEntry, BackgroundTaskRecord, Status
 
 logger = logging.getLogger(__name__)
 
-REDIS_ERRORS = (redis.exceptions.ConnectionError, redis.exceptions.TimeoutError)
 DOTTED_PATH = re.compile(r"^[A-Za-z_][\w]*(\.[A-Za-z_][\w]*)+$")
 
 

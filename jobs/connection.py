@@ -3,9 +3,13 @@
 from __future__ import annotations
 
 import django_rq
+import redis
 from django.conf import settings
 from redis import Redis
 from rq import Queue
+
+# What an unreachable Redis raises: callers degrade (stay pending, show a warning) instead of failing.
+REDIS_ERRORS = (redis.exceptions.ConnectionError, redis.exceptions.TimeoutError)
 
 from .conf import jobs_setting
 

@@ -10,7 +10,6 @@ import uuid
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 
-import redis
 from django.conf import settings
 from django.db.models import Count, Max, Min, Q
 from django.db.models.functions import Coalesce, TruncMinute
@@ -18,10 +17,9 @@ from django.utils import timezone
 from rq import Worker
 
 from .conf import jobs_setting
-from .connection import get_connection, queue_names
+from .connection import REDIS_ERRORS, get_connection, queue_names
 from .models import BackgroundTaskRecord, QueueSample, Status
 
-REDIS_ERRORS = (redis.exceptions.ConnectionError, redis.exceptions.TimeoutError)
 SMALL_STATES = [Status.PENDING, Status.RUNNING, Status.FAILED, Status.CANCELLED]
 
 
