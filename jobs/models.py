@@ -8,7 +8,7 @@ racing another, changes nothing and reports False.
 from __future__ import annotations
 
 import uuid
-from datetime import datetime, timedelta
+from datetime import datetime
 
 from django.conf import settings
 from django.db import connection, models, transaction
@@ -78,10 +78,6 @@ class SearchText(models.Func):
                 " || ' ' || \"jobs_backgroundtaskrecord\".\"kwargs\"::text || ' ' || \"jobs_backgroundtaskrecord\".\"error_type\""
                 " || ' ' || \"jobs_backgroundtaskrecord\".\"error_message\")")
     output_field = models.TextField()
-
-    def unpushed(self, older_than: timedelta = timedelta(0)):
-        """Pending rows whose RQ job was never pushed (Redis down at commit)."""
-        return self.pending().filter(pushed_at__isnull=True, enqueued_at__lt=timezone.now() - older_than)
 
 
 class BackgroundTaskRecord(models.Model):
@@ -347,7 +343,12 @@ class TaskAttempt(models.Model):
         CANCELLED = "cancelled", "Cancelled"
         LOST = "lost", "Lost"
 
-    record = models.ForeignKey(BackgroundTaskRecord, on_delete=models.CASCADE, related_name="attempt_set")
+    # No database constraint: Django still cascades a record's delete to its attempts, and the
+    # only raw deletes (jobs.prune) remove attempts themselves. The constraint's per-row trigger
+    # was half the cost of pruning (docs/PERFORMANCE.md). No index of its own either: the
+    # unique (record, number) index serves every lookup by record.
+    record = models.ForeignKey(BackgroundTaskRecord, on_delete=models.CASCADE, related_name="attempt_set",
+                               db_constraint=False, db_index=False)
     number = models.PositiveIntegerField()
     execution_id = models.CharField(max_length=64, blank=True)
     started_at = models.DateTimeField(default=timezone.now)
