@@ -110,3 +110,26 @@ def iso(value: datetime | None) -> str:
 def compact_json(value) -> str:
     """One-line JSON for a table cell."""
     return _json_text(value, separators=(", ", ": "))
+
+
+# --- the job row, badge and buttons: built in Python for speed (see dashboard/rows.py) ----------
+
+@register.simple_tag(takes_context=True)
+def job_row(context, record):
+    from ..rows import RowContext, job_row
+
+    return job_row(record, RowContext.of(context))
+
+
+@register.simple_tag(takes_context=True)
+def job_status(context, record):
+    from ..rows import RowContext, status_badge
+
+    return status_badge(record, RowContext.of(context).now)
+
+
+@register.simple_tag(takes_context=True)
+def job_actions(context, record, where):
+    from ..rows import RowContext, job_actions
+
+    return job_actions(record, RowContext.of(context), where)

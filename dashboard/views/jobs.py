@@ -31,7 +31,8 @@ def job_list(request):
     status = 200
     if form.is_valid():
         try:
-            records = form.filter(BackgroundTaskRecord.objects.all())
+            # The table shows none of the large columns; a failed page would otherwise fetch 50 tracebacks.
+            records = form.filter(BackgroundTaskRecord.objects.defer("traceback", "result", "kwargs"))
             context["page"] = keyset(records, request.GET.get("cursor"), settings.DASHBOARD_PAGE_SIZE, "enqueued_at")
             context["filter_query"] = form.query_string()
         except BadCursor as exc:
