@@ -131,6 +131,10 @@ class BackgroundTaskRecord(models.Model):
             models.Index(fields=["status", "finished_at"], name="record_status_finished"),
             # Live counts of the small states per queue (everything but completed), index-only.
             models.Index(fields=["status", "queue_name"], name="record_status_queue"),
+            # The failures page: groups by (function, error type) and each group's newest sample,
+            # over the failed rows only (about 1% of a busy table).
+            models.Index(fields=["func_path", "error_type", "-finished_at"], name="record_failed_groups",
+                         condition=Q(status="failed")),
         ]
         permissions = [("operate_backgroundtaskrecord", "Can retry, cancel and delete jobs")]
 
