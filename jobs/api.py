@@ -292,10 +292,13 @@ def cancel(record: BackgroundTaskRecord, user=None) -> str:
         record.refresh_from_db()  # a worker picked it up meanwhile: stop it instead
     if record.status == Status.RUNNING:
         with transaction.atomic():
-            record.mark_cancel_requested()
-            audit(user, "cancel", record, outcome="stopping", worker=record.worker_name)
-        send_stop(record)
-        return "stopping"
+            requested = record.mark_cancel_requested()
+            if requested:
+                audit(user, "cancel", record, outcome="stopping", worker=record.worker_name)
+        if requested:
+            send_stop(record)
+            return "stopping"
+        record.refresh_from_db()  # it ended since it was read: nothing left to stop
     raise ActionNotAllowed(f"only pending or running jobs can be cancelled; this one is {record.status}")
 
 
