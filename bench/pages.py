@@ -114,18 +114,20 @@ def run(options, redis_url: str) -> None:
                 client.get(url, **headers)
             p50, p95, worst = summary(times)
             limit = PAGE_MS if region is None else FRAGMENT_MS
-            results[(name, kind)] = p95
-            verdict = "ok" if p95 <= limit and response.status_code == 200 else "MISSED"
+            results[(name, kind)] = (p50, p95)
+            # 286 is htmx's "stop polling": the answer for a finished job or a closed time range.
+            verdict = "ok" if p95 <= limit and response.status_code in (200, 286) else "MISSED"
             if verdict != "ok":
                 misses.append(f"{name} {kind}")
             rows.append([name, kind, response.status_code, len(queries), len(response.content) // 1024,
                          p50, p95, worst, f"{limit}", verdict])
     first, deepest = results[("jobs, first page", "fragment")], results[("jobs, deepest page (cursor)", "fragment")]
-    ratio = deepest / first
+    # The median says whether depth costs more; a p95 of 20-30 samples is one stalled request.
+    ratio, ratio95 = deepest[0] / first[0], deepest[1] / first[1]
     table(f"Pages over {total:,} records (Django test Client, in-process, {options.samples} samples after "
           f"{options.warmup} warm-up)",
           ["page", "variant", "HTTP", "queries", "KiB", "p50 ms", "p95 ms", "max ms", "target p95 ms", ""], rows,
-          f"Deepest page / first page (fragment p95): {ratio:.2f} (target at most {DEEP_RATIO}). "
+          f"Deepest page / first page (fragment p50): {ratio:.2f} (target at most {DEEP_RATIO}; p95: {ratio95:.2f}). "
           f"The clock's per-minute sample (take_samples, the one full count of completed rows) took "
           f"{sample_ms:.0f} ms. Search terms: common 'invoice', rare '{rare}'. "
           + (f"Missed: {', '.join(misses)}." if misses else "Every target met."))

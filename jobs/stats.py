@@ -156,17 +156,27 @@ class FailureGroup:
 
 
 def failure_groups(limit: int = 100) -> list[FailureGroup]:
-    """Failed jobs grouped by (function, exception type), most recently seen first, with a sample."""
+    """Failed jobs grouped by (function, exception type), most recently seen first, with a sample.
+
+    Two queries whatever the number of groups, both on the partial index record_failed_groups:
+    the groups (index-only: COUNT(*), not COUNT(id)), then each group's newest row, found by
+    its (function, type, last seen).
+    """
     rows = (BackgroundTaskRecord.objects.failed().order_by().values("func_path", "error_type")
-            .annotate(count=Count("pk"), first_at=Min("finished_at"), last_at=Max("finished_at"))
+            .annotate(count=Count("*"), first_at=Min("finished_at"), last_at=Max("finished_at"))
             .order_by("-last_at", "func_path")[:limit])
-    groups = [FailureGroup(**row) for row in rows]
-    for group in groups:
-        group.sample = (BackgroundTaskRecord.objects.failed()
-                        .filter(func_path=group.func_path, error_type=group.error_type)
-                        .only("id", "error_message", "traceback", "finished_at", "args")
-                        .order_by("-finished_at").first())
-    return groups
+    groups = {(row["func_path"], row["error_type"]): FailureGroup(**row) for row in rows}
+    if not groups:
+        return []
+    newest = Q()
+    for group in groups.values():
+        newest |= Q(func_path=group.func_path, error_type=group.error_type, finished_at=group.last_at)
+    samples = (BackgroundTaskRecord.objects.failed().filter(newest)
+               .only("id", "func_path", "error_type", "error_message", "traceback", "finished_at", "args"))
+    for sample in samples:
+        group = groups[(sample.func_path, sample.error_type)]
+        group.sample = group.sample or sample  # two rows may share the newest time: either will do
+    return list(groups.values())
 
 
 def overdue_scheduled(late_after: timedelta, now: datetime | None = None):

@@ -14,6 +14,14 @@ from django_htmx.http import HttpResponseStopPolling, trigger_client_event
 CHANGED = "jobs-changed"  # the HX-Trigger event after any action: polled regions refresh at once
 
 
+def rendered_regions(request: HttpRequest, regions: tuple[str, ...]) -> tuple[str, ...]:
+    """The regions this request shows: all of them for the page, for an htmx request the
+    one it targets (default: the first). A view computes only what these need."""
+    if request.htmx and not request.htmx.boosted:
+        return (request.htmx.target if request.htmx.target in regions else regions[0],)
+    return regions
+
+
 def render_page(request: HttpRequest, template: str, context: dict, regions: tuple[str, ...], *,
                 status: int = 200, live: bool = True) -> HttpResponse:
     """The full page; on an htmx request only the region it targets (default: the first).
@@ -21,9 +29,10 @@ def render_page(request: HttpRequest, template: str, context: dict, regions: tup
     A region that can no longer change (`live` False) is rendered without its poll
     trigger and, to a poll, answered with 286 so htmx stops asking.
     """
-    context = {"now": timezone.now(), "poll_seconds": settings.DASHBOARD_POLL_SECONDS, "live": live, **context}
+    context = {"now": timezone.now(), "poll_seconds": settings.DASHBOARD_POLL_SECONDS, "live": live,
+               "chart_poll_seconds": settings.DASHBOARD_CHART_POLL_SECONDS, **context}
     if request.htmx and not request.htmx.boosted:
-        region = request.htmx.target if request.htmx.target in regions else regions[0]
+        [region] = rendered_regions(request, regions)
         content = render_to_string(f"{template}#{region}", context, request)
         if not live and status == 200:
             return HttpResponseStopPolling(content)

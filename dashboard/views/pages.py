@@ -17,7 +17,7 @@ from ..access import viewer_required
 from ..forms import AUDIT_ACTIONS, AuditFilterForm
 from ..health import jobs_url, warnings
 from ..paging import BadCursor, keyset
-from .base import render_page
+from .base import render_page, rendered_regions
 
 
 def read_workers() -> tuple[list[stats.WorkerInfo] | None, str]:
@@ -45,22 +45,30 @@ def _minute_link(slot, state) -> str:
                     until=f"{slot.end:%Y-%m-%dT%H:%M:%S}")
 
 
+OVERVIEW_REGIONS = ("overview-live", "overview-chart")
+
+
 @viewer_required
 @vary_on_headers("HX-Request")
 def overview(request):
     now = timezone.now()
-    queues, redis_error = read_queues(now)
-    workers, workers_error = read_workers()
-    for queue in queues:
-        queue.workers = sum(1 for w in workers or [] if queue.name in w.queues and not w.stale)
-    chart = charts.throughput_chart("Completed and failed per minute, last hour (UTC)",
-                                    charts.minute_buckets(stats.throughput(60, now)), _minute_link)
-    context = {
-        "counts": stats.state_counts(queues), "queues": queues, "workers": workers, "chart": chart,
-        "redis_error": redis_error or workers_error, "warnings": warnings(queues, workers, now),
-        "failures": BackgroundTaskRecord.objects.failed().order_by("-finished_at")[:8],
-    }
-    return render_page(request, "dashboard/overview.html", context, ("overview-live",))
+    wanted = rendered_regions(request, OVERVIEW_REGIONS)
+    context = {}
+    if "overview-live" in wanted:
+        queues, redis_error = read_queues(now)
+        workers, workers_error = read_workers()
+        for queue in queues:
+            queue.workers = sum(1 for w in workers or [] if queue.name in w.queues and not w.stale)
+        context.update({
+            "counts": stats.state_counts(queues), "queues": queues, "workers": workers,
+            "redis_error": redis_error or workers_error, "warnings": warnings(queues, workers, now),
+            "failures": BackgroundTaskRecord.objects.failed().defer("traceback", "result", "kwargs")
+                                                              .order_by("-finished_at")[:8],
+        })
+    if "overview-chart" in wanted:  # polled on its own, at the charts' slower pace
+        context["chart"] = charts.throughput_chart("Completed and failed per minute, last hour (UTC)",
+                                                   charts.minute_buckets(stats.throughput(60, now)), _minute_link)
+    return render_page(request, "dashboard/overview.html", context, OVERVIEW_REGIONS)
 
 
 @viewer_required
@@ -70,6 +78,7 @@ def failure_list(request):
     for group in groups:
         group.filter_query = urlencode({"state": "failed", "function": group.func_path, "error_type": group.error_type})
         group.jobs_url = f"{reverse('job_list')}?{group.filter_query}"
+        group.sample_url = reverse("job_detail", args=[group.sample.pk]) if group.sample else ""
     context = {"groups": groups}
     return render_page(request, "dashboard/failure_list.html", context, ("failure-groups",))
 

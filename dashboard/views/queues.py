@@ -17,7 +17,7 @@ from jobs.models import QueueSample
 from .. import charts
 from ..access import operator_required, viewer_required
 from ..health import jobs_url
-from .base import acted, render_fragment, render_page
+from .base import acted, render_fragment, render_page, rendered_regions
 from .pages import read_queues, read_workers
 
 # window name → (span, bucket size)
@@ -47,6 +47,9 @@ def queue_charts(window: str, now) -> list[dict]:
             for name, rows in samples.items() for slots in [charts.buckets(rows, since, until, size)]]
 
 
+QUEUE_REGIONS = ("queue-table", "queue-charts")
+
+
 @viewer_required
 @vary_on_headers("HX-Request")
 def queue_list(request):
@@ -56,14 +59,17 @@ def queue_list(request):
         window, status, error = "hour", 400, "Unknown chart window: choose “hour” or “day”."
     else:
         status, error = 200, ""
-    queues, redis_error = read_queues(now)
-    workers, _ = read_workers()
-    for queue in queues:
-        queue.workers = sum(1 for w in workers or [] if queue.name in w.queues and not w.stale)
-    context = {"queues": queues, "redis_error": redis_error, "error": error, "window": window,
-               "windows": list(WINDOWS), "charts": queue_charts(window, now),
-               "chart_poll_seconds": settings.DASHBOARD_CHART_POLL_SECONDS}
-    return render_page(request, "dashboard/queue_list.html", context, ("queue-table", "queue-charts"), status=status)
+    wanted = rendered_regions(request, QUEUE_REGIONS)
+    context = {"error": error, "window": window, "windows": list(WINDOWS)}
+    if "queue-table" in wanted:
+        queues, context["redis_error"] = read_queues(now)
+        workers, _ = read_workers()
+        for queue in queues:
+            queue.workers = sum(1 for w in workers or [] if queue.name in w.queues and not w.stale)
+        context["queues"] = queues
+    if "queue-charts" in wanted:
+        context["charts"] = queue_charts(window, now)
+    return render_page(request, "dashboard/queue_list.html", context, QUEUE_REGIONS, status=status)
 
 
 @operator_required

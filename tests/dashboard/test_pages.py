@@ -71,6 +71,28 @@ def test_overview_shows_counts_queues_failures_and_chart(reader, site):
     assert reverse("job_detail", args=[site["failed"].pk]) in body
 
 
+def test_the_overview_chart_polls_on_its_own_and_the_live_region_keeps_it(reader, site, settings):
+    settings.DASHBOARD_CHART_POLL_SECONDS = 45
+    page = reader.get(reverse("overview")).content.decode()
+    assert 'id="overview-chart"' in page and 'hx-trigger="every 45s' in page and "<svg" in page
+
+    live = reader.get(reverse("overview"), **hx("overview-live")).content.decode()
+    # No chart computed for the 3-second poll: a placeholder htmx swaps for the chart on the page.
+    assert '<div id="overview-chart" hx-preserve></div>' in live and "<svg" not in live
+    assert "Latest failures" in live
+
+    chart = reader.get(reverse("overview"), **hx("overview-chart")).content.decode()
+    assert chart.lstrip().startswith('<div id="overview-chart"') and "<svg" in chart and "hx-preserve" not in chart
+    assert "Latest failures" not in chart
+
+
+def test_the_queue_table_poll_leaves_the_charts_alone(reader, site):
+    table = reader.get(reverse("queue_list"), **hx("queue-table")).content.decode()
+    assert 'id="queue-table"' in table and "<svg" not in table
+    charts = reader.get(reverse("queue_list"), **hx("queue-charts")).content.decode()
+    assert 'id="queue-charts"' in charts and "<svg" in charts and 'id="queue-table"' not in charts
+
+
 def test_overview_warns_about_backlog_without_workers_and_overdue_jobs(reader, make_record, redis_conn):
     overdue = make_record("pending", scheduled_for=timezone.now() - timedelta(minutes=10))
     stuck = make_record("running", worker_name="gone-worker", started_at=timezone.now() - timedelta(minutes=5))
