@@ -92,6 +92,10 @@ def test_the_charts_are_drawn_and_link_to_their_jobs(page, make_record, redis_co
     expect(default_charts.locator("polyline.line.warn")).to_have_count(1)
     expect(default_charts.locator("text.tick").first).to_be_visible()
     page.goto("/")
+    stamp = page.locator("#overview-live .pagehead time")
+    stamp_text = stamp.inner_text()
+    expect(stamp).not_to_have_text(stamp_text)  # the live region polled (every second here)...
+    expect(page.locator("#overview-chart svg")).to_have_count(1)  # ...and kept the chart it does not carry
     bar = page.locator("#overview-live rect.bar.bad").first
     expect(bar).to_have_count(1)
     bar.click()
