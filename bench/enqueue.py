@@ -4,8 +4,14 @@
 
 Every variant enqueues the same no-op job N times into a private redis-server (never the
 shared one), timed with time.perf_counter; rounds alternate variants and the median is kept.
-`jobs.api.enqueue` runs in autocommit, as a view or script calling it would: one INSERT,
-committed, then the push to Redis after commit.
+DEBUG is off, as in production (DEBUG keeps every query in memory).
+
+- `jobs.api.enqueue (autocommit)`: as a script or a view without a transaction calls it:
+  one INSERT, committed (a durable WAL flush), then the push to Redis.
+- `jobs.api.enqueue (in a transaction)`: N calls inside one `transaction.atomic()`, as a
+  view that writes other rows too: the INSERTs, then one commit and the N pushes.
+- `row only: INSERT + commit`: what the autocommit variant pays before it touches Redis,
+  the part plain RQ (Redis without persistence) never pays.
 """
 
 from __future__ import annotations
@@ -20,6 +26,8 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 os.environ.setdefault("DJANGO_SETTINGS_MODULE", "dashboard.settings")
+os.environ.setdefault("DEBUG", "0")
+os.environ.setdefault("SECRET_KEY", "bench-only-secret-key")
 
 from records import truncate_records  # noqa: E402  (bench/records.py, beside this script)
 
@@ -29,7 +37,11 @@ def main() -> None:
     parser.add_argument("--jobs", type=int, default=10_000)
     parser.add_argument("--single", type=int, default=2000, help="jobs for the one-at-a-time variants")
     parser.add_argument("--rounds", type=int, default=3)
+    parser.add_argument("--without-hiredis", action="store_true",
+                        help="redis-py's pure-Python protocol even if hiredis is installed (plain RQ too)")
     options = parser.parse_args()
+    if options.without_hiredis:
+        sys.modules["hiredis"] = None  # redis-py then finds no hiredis and packs and parses in Python
 
     from jobs.redis_server import RedisServer
 
@@ -44,18 +56,28 @@ def main() -> None:
     settings.RQ_QUEUES = {n: {**c, "URL": redis.url} for n, c in settings.RQ_QUEUES.items()}
     call_command("migrate", verbosity=0)
     try:
-        results: dict[str, list[float]] = {"plain": [], "tracked": [], "many": []}
+        variants = {
+            "plain Queue.enqueue": lambda: plain(options.single),
+            "jobs.api.enqueue (autocommit)": lambda: tracked(options.single),
+            "jobs.api.enqueue (in a transaction)": lambda: tracked_in_transaction(options.single),
+            f"jobs.api.enqueue_many ({options.jobs})": lambda: many(options.jobs),
+            "row only: INSERT + commit": lambda: row_only(options.single),
+        }
+        results: dict[str, list[float]] = {name: [] for name in variants}
         for _ in range(options.rounds):
-            results["plain"].append(plain(options.single))
-            results["tracked"].append(tracked(options.single))
-            results["many"].append(many(options.jobs))
+            for name, run in variants.items():
+                results[name].append(run())
         rate = {name: statistics.median(values) for name, values in results.items()}
+        plain_rate = rate["plain Queue.enqueue"]
         engine = settings.DATABASES["default"]["ENGINE"].rsplit(".", 1)[-1]
-        print(f"\nenqueue, median of {options.rounds} rounds, {engine}")
-        print(f"{'variant':34} {'jobs/s':>10} {'vs plain':>9}")
-        print(f"{'plain Queue.enqueue':34} {rate['plain']:10.0f} {1:9.2f}")
-        print(f"{'jobs.api.enqueue (autocommit)':34} {rate['tracked']:10.0f} {rate['tracked'] / rate['plain']:9.2f}")
-        print(f"{f'jobs.api.enqueue_many ({options.jobs})':34} {rate['many']:10.0f} {rate['many'] / rate['plain']:9.2f}")
+        load = " ".join(f"{x:.2f}" for x in os.getloadavg())
+        from redis.utils import HIREDIS_AVAILABLE
+
+        print(f"\nenqueue, median of {options.rounds} rounds, {engine}, hiredis {'on' if HIREDIS_AVAILABLE else 'off'}, "
+              f"load average {load}")
+        print(f"{'variant':40} {'jobs/s':>10} {'ms/job':>8} {'vs plain':>9}")
+        for name, value in rate.items():
+            print(f"{name:40} {value:10.0f} {1000 / value:8.3f} {value / plain_rate:9.2f}")
     finally:
         redis.stop()
 
@@ -87,6 +109,19 @@ def tracked(n: int) -> float:
     return n / (time.perf_counter() - started)
 
 
+def tracked_in_transaction(n: int) -> float:
+    from django.db import transaction
+
+    from jobs import api, demo
+
+    reset()
+    started = time.perf_counter()
+    with transaction.atomic():
+        for _ in range(n):
+            api.enqueue(demo.noop)
+    return n / (time.perf_counter() - started)
+
+
 def many(n: int) -> float:
     from django.db import transaction
 
@@ -98,6 +133,16 @@ def many(n: int) -> float:
         api.enqueue_many([api.Call(demo.noop) for _ in range(n)])
     return n / (time.perf_counter() - started)
 
+
+def row_only(n: int) -> float:
+    from jobs import api, demo
+    from jobs.copy import insert_one
+
+    reset()
+    started = time.perf_counter()
+    for _ in range(n):
+        insert_one(api.build_record(demo.noop))
+    return n / (time.perf_counter() - started)
 
 
 if __name__ == "__main__":

@@ -2,31 +2,37 @@
 
 Each job's row is written in the caller's transaction and its RQ job, whose id is the
 row's UUID, is pushed only after commit. If Redis is down then, the row stays pending
-with ``pushed_at`` empty and the reconciler pushes it later; ``unique=True`` makes a
-second push of the same id a no-op, so a job is never lost and never queued twice.
+with ``pushed_at`` empty and the reconciler pushes it later; a push never overwrites a
+job already under its id (RQ's unique enqueue), so a job is never lost and never queued
+twice.
 """
 
 from __future__ import annotations
 
 import functools
+import itertools
 import json
 import logging
 import re
+import zlib
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
 from datetime import timedelta
+from enum import Enum
 from typing import Any
 
 from django.conf import settings
-from django.db import transaction
+from django.db import DatabaseError, transaction
 from django.utils import timezone
 from rq import Retry
 from rq.exceptions import DuplicateJobError, InvalidJobOperation, NoSuchJobError
 from rq.job import Job
+from rq.utils import now as rq_now
+from rq.utils import utcformat
 
 from .conf import jobs_setting
 from .connection import REDIS_ERRORS, get_connection, get_queue
-from .copy import insert_many
+from .copy import insert_many, insert_one
 from .models import AuditEntry, BackgroundTaskRecord, Status
 
 logger = logging.getLogger(__name__)
@@ -137,8 +143,7 @@ def enqueue(func_or_path: Callable | str, *args, queue: str = "default", retries
     """
     record = build_record(func_or_path, args, kwargs, queue=queue, retries=retries,
                           retry_intervals=retry_intervals, timeout=timeout, delay=delay)
-    record.save(force_insert=True)
-    transaction.on_commit(functools.partial(push, record))
+    _insert_and_push_on_commit([record])
     return record
 
 
@@ -158,12 +163,56 @@ class Call:
 
 def enqueue_many(calls: Iterable[Call], *, queue: str = "default", retries: int = 0,
                  retry_intervals=None, timeout: int | None = None) -> list[BackgroundTaskRecord]:
-    """Enqueue many jobs with one INSERT and, after commit, one Redis pipeline."""
-    records = [build_record(c.func, c.args, c.kwargs, queue=queue, retries=retries,
-                            retry_intervals=retry_intervals, timeout=timeout) for c in calls]
-    insert_many(BackgroundTaskRecord, records)
-    transaction.on_commit(functools.partial(push_many, records))
+    """Enqueue many jobs with one INSERT (COPY on PostgreSQL) and, after commit, one Redis
+    call per thousand jobs."""
+    calls = list(calls)
+    if not calls:
+        return []
+    first = build_record(calls[0].func, calls[0].args, calls[0].kwargs, queue=queue, retries=retries,
+                         retry_intervals=retry_intervals, timeout=timeout)
+    records = [first, *_records_like(first, calls[1:])]
+    _insert_and_push_on_commit(records)
     return records
+
+
+def _records_like(prototype: BackgroundTaskRecord, calls: Sequence[Call]) -> list[BackgroundTaskRecord]:
+    """Records of `calls` with the prototype's (already checked) options, each call checked
+    as build_record checks it. Instances are built positionally in field order, Django's fast
+    path (the one Model.from_db takes): keyword construction was two thirds of build_record's
+    cost, and build_record a third of enqueue_many's (measured in bench/enqueue.py)."""
+    names = [field.attname for field in BackgroundTaskRecord._meta.concrete_fields]
+    row = [getattr(prototype, name) for name in names]
+    slot = {name: names.index(name) for name in ("id", "func_path", "args", "kwargs", "retry_intervals",
+                                                  "enqueued_at")}
+    new_id = BackgroundTaskRecord._meta.pk.get_default
+    records = []
+    for call in calls:
+        values = row.copy()
+        values[slot["func_path"]] = func_path_of(call.func)
+        _check_json(call.args, call.kwargs)
+        values[slot["id"]] = new_id()
+        values[slot["args"]], values[slot["kwargs"]] = list(call.args), dict(call.kwargs)
+        values[slot["retry_intervals"]] = list(prototype.retry_intervals)
+        values[slot["enqueued_at"]] = timezone.now()
+        records.append(BackgroundTaskRecord(*values))
+    return records
+
+
+def _insert_and_push_on_commit(records: list[BackgroundTaskRecord]) -> None:
+    # pushed_at goes in with the INSERT instead of a second write after the push: that
+    # write cost a third of a single enqueue (an UPDATE and its commit). Only a push that
+    # fails writes again, to clear it. The reconciler does not need the flag to find a job
+    # that never reached Redis: it reads Redis for every pending row past the grace period,
+    # so a crash between commit and push still gets the job pushed.
+    if not records:
+        return
+    for record in records:
+        record.pushed_at = record.enqueued_at
+    if len(records) == 1:
+        insert_one(records[0])
+    else:
+        insert_many(BackgroundTaskRecord, records)
+    transaction.on_commit(functools.partial(push_many, records))
 
 
 def job(queue: str = "default", retries: int = 0, retry_intervals=None, timeout: int | None = None):
@@ -177,6 +226,80 @@ def job(queue: str = "default", retries: int = 0, retry_intervals=None, timeout:
 
 # --- pushing to RQ -------------------------------------------------------------
 
+def push(record: BackgroundTaskRecord) -> bool:
+    """Write the record's RQ job to Redis, once, and stamp pushed_at: the repair path
+    (reconciler, retry). Returns False (and logs) if Redis is unreachable."""
+    if _write_jobs([record]):
+        return False
+    record.mark_pushed()
+    return True
+
+
+def push_many(records: Sequence[BackgroundTaskRecord]) -> int:
+    """Write the RQ jobs of freshly committed records; returns how many Redis took.
+
+    Their rows went in with pushed_at set: only rows whose write failed (Redis
+    unreachable) are written again, to clear it; they stay pending until the reconciler
+    pushes them.
+    """
+    failed = _write_jobs(records)
+    if failed:
+        try:
+            BackgroundTaskRecord.objects.filter(
+                pk__in=[r.pk for r in failed], status=Status.PENDING).update(pushed_at=None)
+        except DatabaseError as exc:  # the rows are committed and reconcile reads Redis, not the flag
+            logger.warning("could not clear pushed_at of %d jobs: %s", len(failed), exc)
+        for record in failed:
+            record.pushed_at = None
+    return len(records) - len(failed)
+
+
+def _write_jobs(records: Sequence[BackgroundTaskRecord]) -> list[BackgroundTaskRecord]:
+    """Write the records' RQ jobs, each at most once: a job already under its id (pushed
+    before) is left alone, so none is queued twice. Returns the records Redis did not take."""
+    by_queue: dict[str, list[BackgroundTaskRecord]] = {}
+    for record in records:
+        by_queue.setdefault(record.queue_name, []).append(record)
+    failed = []
+    for queue_name, group in by_queue.items():
+        written = 0
+        try:
+            queue = get_queue(queue_name)
+            while written < len(group):
+                _write_chunk(queue, group[written:written + PUSH_CHUNK])
+                written += PUSH_CHUNK
+        except REDIS_ERRORS as exc:
+            logger.warning("%d jobs of queue %s stay pending, Redis unreachable: %s (the reconciler will push them)",
+                           len(group) - written, queue_name, exc)
+            failed += group[written:]
+    return failed
+
+
+def _write_chunk(queue, records: Sequence[BackgroundTaskRecord]) -> None:
+    now = timezone.now()
+    due = []
+    for record in records:
+        if record.scheduled_for and record.scheduled_for > now:
+            try:
+                queue.schedule_job(_rq_job(record, queue), record.scheduled_for, unique=True)
+            except DuplicateJobError:
+                pass  # pushed before: the job already exists under this id
+        else:
+            due.append(record)
+    stamp = utcformat(rq_now())
+    result_ttl = jobs_setting("JOBS_RESULT_TTL")
+    # One script call per run of records of one call shape (all of an enqueue_many), in order.
+    for _, run in itertools.groupby(due, key=lambda record: _shape(record, queue, result_ttl)):
+        run = list(run)
+        shared, dumps = _job_template(run[0], queue, result_ttl)
+        keys = [queue.key, queue.redis_queues_keys]
+        args = [len(shared) + 4, *shared, "created_at", stamp, "enqueued_at", stamp]
+        for record in run:
+            keys.append(queue.job_class.key_for(str(record.pk)))
+            args += (str(record.pk), zlib.compress(dumps((record.func_path, None, record.args, record.kwargs))))
+        _enqueue_script(queue.connection)(keys=keys, args=args)
+
+
 def _rq_job(record: BackgroundTaskRecord, queue) -> Job:
     retry = None
     if record.max_retries:
@@ -188,46 +311,72 @@ def _rq_job(record: BackgroundTaskRecord, queue) -> Job:
     )
 
 
-def push(record: BackgroundTaskRecord) -> bool:
-    """Write the record's RQ job to Redis, once. Returns False (and logs) if Redis is unreachable."""
-    try:
-        queue = get_queue(record.queue_name)
-        rq_job = _rq_job(record, queue)
-        try:
-            if record.scheduled_for and record.scheduled_for > timezone.now():
-                queue.schedule_job(rq_job, record.scheduled_for, unique=True)
-            else:
-                queue.enqueue_job(rq_job, unique=True)
-        except DuplicateJobError:
-            pass  # pushed before: the job already exists under this id
-    except REDIS_ERRORS as exc:
-        logger.warning("job %s stays pending, Redis unreachable: %s (the reconciler will push it)", record.pk, exc)
-        return False
-    record.mark_pushed()
-    return True
+# --- RQ job hashes ---------------------------------------------------------------
+# What RQ's own queue.enqueue_job(job, unique=True) writes, for up to PUSH_CHUNK jobs per
+# round trip and without an RQ Job object per job: building those and packing every field
+# of every job was most of enqueue_many's time. The fields are RQ's Job.to_dict() of one
+# real Job per call shape (function, queue, retry policy, timeout), sent once per call; a
+# job's own are its id and `data`, the call pickled as Job.data pickles it. Timestamps are
+# the push's. tests/jobs/test_api.py compares the result with the hash RQ writes itself and
+# runs such jobs through a worker.
+
+PUSH_CHUNK = 1000  # jobs per script call; each call holds Redis for about 15 ms
+
+ENQUEUE_SCRIPT = """
+-- KEYS[1] = the queue's list, KEYS[2] = RQ's set of queues, KEYS[3..] = the jobs' hashes
+-- ARGV[1] = n, ARGV[2..n+1] = the field/value pairs all these jobs share,
+-- then for each job, in the order of KEYS: its id, its `data`
+local n = tonumber(ARGV[1])
+local shared = {unpack(ARGV, 2, n + 1)}
+local pushed = 0
+for k = 3, #KEYS do
+    local a = n + 2 + 2 * (k - 3)
+    if redis.call("EXISTS", KEYS[k]) == 0 then  -- else pushed before: leave it, as unique=True does
+        redis.call("HSET", KEYS[k], "data", ARGV[a + 1], unpack(shared))
+        redis.call("RPUSH", KEYS[1], ARGV[a])
+        pushed = pushed + 1
+    end
+end
+redis.call("SADD", KEYS[2], KEYS[1])
+return pushed
+"""
+
+_scripts: dict = {}
+_templates: dict[tuple, tuple[list, Callable]] = {}
 
 
-def push_many(records: Sequence[BackgroundTaskRecord]) -> int:
-    """Push fresh records in one pipeline per queue; returns how many were pushed."""
-    by_queue: dict[str, list[BackgroundTaskRecord]] = {}
-    for record in records:
-        by_queue.setdefault(record.queue_name, []).append(record)
-    pushed = []
-    for queue_name, group in by_queue.items():
-        queue = get_queue(queue_name)
-        try:
-            with queue.connection.pipeline() as pipe:
-                for record in group:
-                    # Fresh UUIDs cannot collide, so the plain (non-unique) enqueue is safe here.
-                    queue.enqueue_job(_rq_job(record, queue), pipeline=pipe)
-                pipe.execute()
-        except REDIS_ERRORS as exc:
-            logger.warning("%d jobs stay pending, Redis unreachable: %s", len(group), exc)
-            continue
-        pushed += [r.pk for r in group]
-    if pushed:
-        BackgroundTaskRecord.objects.filter(pk__in=pushed, status=Status.PENDING).update(pushed_at=timezone.now())
-    return len(pushed)
+def _enqueue_script(connection):
+    if connection not in _scripts:
+        _scripts[connection] = connection.register_script(ENQUEUE_SCRIPT)
+    return _scripts[connection]
+
+
+def _shape(record: BackgroundTaskRecord, queue, result_ttl: int) -> tuple:
+    return (record.func_path, queue.name, queue.serializer, record.max_retries, tuple(record.retry_intervals),
+            record.timeout, result_ttl)
+
+
+def _job_template(record: BackgroundTaskRecord, queue, result_ttl: int) -> tuple[list, Callable]:
+    """The hash fields, flat, that every queued job of the record's call shape has, but
+    `data` and the timestamps; and the serializer's dumps for `data`."""
+    shape = _shape(record, queue, result_ttl)
+    if shape not in _templates:
+        if len(_templates) >= 1000:
+            _templates.clear()
+        job = _rq_job(record, queue)  # status queued
+        shared = []
+        for name, value in job.to_dict().items():
+            if value is not None and name not in ("data", "created_at", "enqueued_at"):
+                shared += (name, _redis_value(value))
+        _templates[shape] = (shared, job.serializer.dumps)
+    return _templates[shape]
+
+
+def _redis_value(value) -> str | bytes:
+    """What redis-py would send for a hash value, fixed once (the status is a str enum)."""
+    if isinstance(value, bytes):
+        return value
+    return str(value.value if isinstance(value, Enum) else value)
 
 
 # --- operator actions --------------------------------------------------------------

@@ -6,8 +6,10 @@ from django.test.utils import CaptureQueriesContext
 from rq.job import Job, JobStatus
 
 from jobs import api, demo
+from jobs.connection import get_queue
 from jobs.models import AuditEntry, BackgroundTaskRecord, Status
 from jobs.reconcile import reconcile_records
+from tests.conftest import clear_redis
 
 pytestmark = pytest.mark.django_db(transaction=True)
 
@@ -101,20 +103,108 @@ def test_redis_down_at_commit_keeps_the_row_pending_until_reconcile_pushes_it(pr
         revived.stop()
 
 
-def test_enqueue_many_uses_one_insert_and_one_pipeline(redis_conn, drain):
+def test_enqueue_many_uses_one_insert_and_no_second_write(redis_conn, drain):
     calls = [api.Call(demo.add, i, i) for i in range(50)]
     with CaptureQueriesContext(connection) as queries:
         with transaction.atomic():
             records = api.enqueue_many(calls, queue="low")
     statements = [q["sql"].split()[0] for q in queries.captured_queries]
-    # One INSERT (COPY on PostgreSQL; SQLite's 999-parameter limit splits it), one UPDATE of pushed_at.
+    # One INSERT (COPY on PostgreSQL; SQLite's 999-parameter limit splits it); pushed_at goes in with it.
     inserts = 1 if connection.vendor != "sqlite" else -(-50 * 27 // 999)
-    assert statements.count("INSERT") <= inserts and statements.count("UPDATE") == 1, statements
+    assert statements.count("INSERT") <= inserts and statements.count("UPDATE") == 0, statements
     assert len(records) == 50
     assert BackgroundTaskRecord.objects.filter(pushed_at__isnull=False).count() == 50
-    assert redis_conn.llen("rq:queue:low") == 50
+    assert redis_conn.lrange("rq:queue:low", 0, -1) == [str(r.pk).encode() for r in records]
     drain("low")
     assert sorted(BackgroundTaskRecord.objects.values_list("result", flat=True)) == sorted(2 * i for i in range(50))
+
+
+def test_single_enqueue_is_one_insert_whose_row_reads_back_as_built(redis_conn):
+    with CaptureQueriesContext(connection) as queries:
+        record = api.enqueue(demo.echo, [1, "two"], {"nested": None}, queue="high", retries=2,
+                             retry_intervals=[5, 10], timeout=-1, flag=True)
+    assert [q["sql"].split()[0] for q in queries.captured_queries] == ["INSERT"]
+    stored = BackgroundTaskRecord.objects.get(pk=record.pk)
+    for field in BackgroundTaskRecord._meta.concrete_fields:
+        assert getattr(stored, field.attname) == getattr(record, field.attname), field.name
+    assert stored.pushed_at == stored.enqueued_at and stored.status == Status.PENDING
+
+
+@pytest.mark.parametrize("options", [
+    {},
+    {"queue": "high", "retries": 2, "retry_intervals": [5, 10], "timeout": -1},
+    {"retries": 1, "timeout": 30},
+], ids=["defaults", "retry-intervals-no-timeout", "retry"])
+def test_pushed_job_hash_is_the_one_rq_writes_itself(redis_conn, options):
+    """The job hash jobs.api writes directly equals what RQ's own unique enqueue writes for
+    the same record, timestamps aside."""
+    record = api.enqueue(demo.echo, 1, [2, {"three": 3}], key="value", **options)
+    ours = redis_conn.hgetall(Job.key_for(str(record.pk)))
+    assert redis_conn.lrange(f"rq:queue:{record.queue_name}", 0, -1) == [str(record.pk).encode()]
+
+    clear_redis(redis_conn)
+    queue = get_queue(record.queue_name)
+    queue.enqueue_job(api._rq_job(record, queue), unique=True)
+    theirs = redis_conn.hgetall(Job.key_for(str(record.pk)))
+    timestamps = {b"created_at", b"enqueued_at"}
+    assert {k: v for k, v in ours.items() if k not in timestamps} == \
+           {k: v for k, v in theirs.items() if k not in timestamps}
+    assert timestamps <= ours.keys()
+    job = Job.fetch(str(record.pk), connection=redis_conn)
+    assert (job.func_name, job.args, job.kwargs) == ("jobs.demo.echo", [1, [2, {"three": 3}]], {"key": "value"})
+
+
+def test_directly_written_jobs_run_on_a_real_worker_with_their_retries(redis_conn, drain, tmp_path, monkeypatch):
+    monkeypatch.setattr(api, "PUSH_CHUNK", 7)  # several script calls for one queue
+    marker = str(tmp_path / "attempts")
+    with transaction.atomic():
+        adds = api.enqueue_many([api.Call(demo.add, i, 1) for i in range(20)])
+        flaky = api.enqueue_many([api.Call(demo.fail_until, marker, 1)], retries=1)
+        failing = api.enqueue(demo.fail, "no retries left", retries=1, timeout=-1)
+        later = api.enqueue(demo.add, 1, 1, delay=3600)
+    assert redis_conn.lrange("rq:queue:default", 0, -1) == [
+        str(r.pk).encode() for r in [*adds, *flaky, failing]]
+    assert redis_conn.zscore("rq:scheduled:default", str(later.pk)) is not None
+    drain()
+    rows = {r.pk: r for r in BackgroundTaskRecord.objects.all()}
+    assert [(rows[r.pk].status, rows[r.pk].result, rows[r.pk].attempts) for r in adds] == [
+        (Status.COMPLETED, i + 1, 1) for i in range(20)]
+    assert (rows[flaky[0].pk].status, rows[flaky[0].pk].attempts) == (Status.COMPLETED, 2)
+    assert (rows[failing.pk].status, rows[failing.pk].attempts) == (Status.FAILED, 2)
+    assert rows[later.pk].status == Status.PENDING
+
+
+def test_a_second_push_of_the_same_record_queues_nothing(redis_conn, drain):
+    record = api.enqueue(demo.add, 2, 2)
+    key = Job.key_for(str(record.pk))
+    before = redis_conn.hgetall(key)
+    assert api.push_many([record]) == 1 and api.push(record)
+    assert redis_conn.lrange("rq:queue:default", 0, -1) == [str(record.pk).encode()]
+    assert redis_conn.hgetall(key) == before
+    drain()
+    record.refresh_from_db()
+    assert (record.status, record.result, record.attempts) == (Status.COMPLETED, 4, 1)
+
+
+def test_redis_down_at_commit_of_enqueue_many_clears_pushed_at_until_reconcile(private_redis, settings, drain):
+    port = private_redis.port
+    private_redis.kill()
+    with transaction.atomic():
+        records = api.enqueue_many([api.Call(demo.add, i, i) for i in range(3)])
+    assert all(r.pushed_at is None for r in records)
+    assert list(BackgroundTaskRecord.objects.values_list("pushed_at", flat=True)) == [None] * 3
+
+    from jobs.redis_server import RedisServer
+    revived = RedisServer(port=port).start()
+    try:
+        settings.JOBS_PENDING_GRACE_SECONDS = 0
+        assert len(reconcile_records().pushed) == 3
+        assert BackgroundTaskRecord.objects.filter(pushed_at__isnull=True).count() == 0
+        drain()
+        assert sorted(BackgroundTaskRecord.objects.values_list("result", flat=True)) == [0, 2, 4]
+        assert reconcile_records().changed == 0
+    finally:
+        revived.stop()
 
 
 def test_job_decorator_gives_an_enqueue_shortcut(redis_conn):
