@@ -7,12 +7,17 @@ forking Worker and for SimpleWorker, plain (rq's own class, no rows) and tracked
 rows kept in step). The worker's start-up is measured by a burst run over an empty queue and
 subtracted, so the ratio compares per-job cost. Rounds alternate plain and tracked; the median
 of the rounds is reported. A private redis-server on a free port is used, never the shared one.
+
+Beside jobs/s it prints the CPU the worker used per job (its own process, its threads and its
+work horses; not Redis's or PostgreSQL's), which a busy machine disturbs less than wall time,
+and the load average before and after.
 """
 
 from __future__ import annotations
 
 import argparse
 import os
+import resource
 import statistics
 import subprocess
 import sys
@@ -49,6 +54,7 @@ def main() -> None:
 
     settings.RQ_QUEUES = {n: {**c, "URL": redis.url} for n, c in settings.RQ_QUEUES.items()}
     call_command("migrate", verbosity=0)
+    load_before = os.getloadavg()
     try:
         rows = []
         for kind, (plain_class, tracked_class) in WORKERS.items():
@@ -56,19 +62,29 @@ def main() -> None:
             for _ in range(options.rounds):
                 plain.append(run_round(options.jobs, plain_class, tracked=False))
                 tracked.append(run_round(options.jobs, tracked_class, tracked=True))
-            p, t = statistics.median(plain), statistics.median(tracked)
-            rows.append((kind, p, t, t / p))
+            (p, p_cpu), (t, t_cpu) = _medians(plain), _medians(tracked)
+            rows.append((kind, p, t, t / p, p_cpu, t_cpu))
         print(f"\nworker overhead, {options.jobs} no-op jobs, median of {options.rounds} rounds, "
-              f"{settings.DATABASES['default']['ENGINE'].rsplit('.', 1)[-1]}")
-        print(f"{'worker':8} {'plain jobs/s':>13} {'tracked jobs/s':>15} {'tracked/plain':>14}")
-        for kind, p, t, ratio in rows:
-            print(f"{kind:8} {p:13.1f} {t:15.1f} {ratio:14.2f}")
+              f"{settings.DATABASES['default']['ENGINE'].rsplit('.', 1)[-1]}, load average "
+              f"{_load(load_before)} before, {_load(os.getloadavg())} after")
+        print(f"{'worker':8} {'plain jobs/s':>13} {'tracked jobs/s':>15} {'tracked/plain':>14} "
+              f"{'plain CPU ms/job':>17} {'tracked CPU ms/job':>19}")
+        for kind, p, t, ratio, p_cpu, t_cpu in rows:
+            print(f"{kind:8} {p:13.1f} {t:15.1f} {ratio:14.2f} {p_cpu:17.2f} {t_cpu:19.2f}")
     finally:
         redis.stop()
 
 
-def run_round(n: int, worker_class: str, *, tracked: bool) -> float:
-    """Jobs per second for one drain of n no-op jobs, start-up excluded."""
+def _medians(rounds: list[tuple[float, float]]) -> tuple[float, float]:
+    return statistics.median(r[0] for r in rounds), statistics.median(r[1] for r in rounds)
+
+
+def _load(load: tuple[float, float, float]) -> str:
+    return " ".join(f"{x:.2f}" for x in load)
+
+
+def run_round(n: int, worker_class: str, *, tracked: bool) -> tuple[float, float]:
+    """Jobs per second, and worker CPU ms per job, for one drain of n no-op jobs, start-up excluded."""
     from jobs import api, demo
     from jobs.connection import get_queue
     from jobs.models import BackgroundTaskRecord
@@ -76,7 +92,7 @@ def run_round(n: int, worker_class: str, *, tracked: bool) -> float:
     queue = get_queue("default")
     queue.connection.flushdb()
     truncate_records()
-    startup = drain(worker_class)  # empty queue: start-up and shutdown only
+    startup, startup_cpu = drain(worker_class)  # empty queue: start-up and shutdown only
     if tracked:
         api.enqueue_many([api.Call(demo.noop) for _ in range(n)])
     else:
@@ -84,20 +100,25 @@ def run_round(n: int, worker_class: str, *, tracked: bool) -> float:
             for _ in range(n):
                 queue.enqueue_job(queue.create_job("jobs.demo.noop"), pipeline=pipe)
             pipe.execute()
-    elapsed = drain(worker_class) - startup
+    elapsed, cpu = drain(worker_class)
+    elapsed, cpu = elapsed - startup, cpu - startup_cpu
     assert queue.count == 0, "the queue was not drained"
     if tracked:
         done = BackgroundTaskRecord.objects.filter(status="completed").count()
         assert done == n, f"only {done} of {n} rows completed"
-    return n / elapsed
+    return n / elapsed, cpu / n * 1000
 
 
-def drain(worker_class: str) -> float:
+def drain(worker_class: str) -> tuple[float, float]:
+    """Wall seconds and CPU seconds (the worker, its threads and its work horses) of one burst run."""
     env = {**os.environ, "RQ_LOG_LEVEL": "WARNING", "LOG_LEVEL": "WARNING"}
+    before = resource.getrusage(resource.RUSAGE_CHILDREN)
     started = time.perf_counter()
     subprocess.run([sys.executable, "manage.py", "rqworker", "default", "--burst", "--worker-class", worker_class],
                    cwd=ROOT, env=env, check=True, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-    return time.perf_counter() - started
+    elapsed = time.perf_counter() - started
+    after = resource.getrusage(resource.RUSAGE_CHILDREN)
+    return elapsed, (after.ru_utime + after.ru_stime) - (before.ru_utime + before.ru_stime)
 
 
 def _which(name: str) -> bool:

@@ -12,13 +12,25 @@ a job's bookkeeping does not wait for a WAL flush. If the database crashes befor
 write is durable, the reconciler rewrites it from what Redis holds.
 
 Only the common case takes this path. Whenever the statement changes no row (a cancel is
-pending, the state does not allow it, a repeat), the model's ORM method decides, exactly as
-on other databases; the models stay the one home of the rules.
+pending, the state does not allow it, a repeat, no attempt is open), the model's ORM method
+decides, exactly as on other databases; the models stay the one home of the rules.
+
+A worker's RowWriter (jobs.writer) sends several transitions in one round trip: it calls the
+model methods inside `collecting()`, where these statements are gathered instead of run and
+report the common case; `run_collected()` sends them as one query string; a transition
+whose statement did not end in the common case is called again inside `replaying()`, where
+its statement returns what it really returned, so the model method goes on exactly as if it
+had run it alone.
 """
 
 from __future__ import annotations
 
+import contextlib
+import threading
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass
 from datetime import datetime
+from functools import lru_cache
 
 from django.db import connection
 
@@ -54,25 +66,35 @@ def enabled() -> bool:
 def start_attempt(record, *, execution_id: str, worker_name: str, hostname: str, pid: int | None,
                   started_at: datetime, now: datetime) -> int | None:
     """pending/running → running plus a new attempt row, in one statement; the attempt's number, or None."""
-    row = _run(RELAXED + START, {"id": record.pk, "execution_id": execution_id, "worker_name": worker_name,
-                                 "hostname": hostname, "pid": pid, "started_at": started_at, "now": now})
+    row = _run(START, {"id": record.pk, "execution_id": execution_id, "worker_name": worker_name,
+                       "hostname": hostname, "pid": pid, "started_at": started_at, "now": now},
+               assumed=(0,), settled=lambda row: row is not None)
     return row[0] if row else None
 
 
 def close_attempt(record, allowed: tuple[str, ...], fields: dict, attempt: dict) -> tuple[int, int]:
-    """UPDATE the record (only if in `allowed` and no cancel is pending) and its running attempt,
-    in one statement; returns (records changed, attempts closed)."""
+    """UPDATE the record (only if in `allowed`, no cancel is pending and an attempt is open) and
+    its running attempt, in one statement; returns (records changed, attempts closed)."""
     model = type(record)
-    columns, values = [], []
-    for name, value in fields.items():
-        field = model._meta.get_field(name)
-        columns.append(f"{connection.ops.quote_name(field.column)} = %s")
-        values.append(field.get_db_prep_save(value, connection))
-    attempt_sets = ", ".join(f"{connection.ops.quote_name(name)} = %s" for name in attempt)
-    sql = f"""
+    values = [model._meta.get_field(name).get_db_prep_save(value, connection) for name, value in fields.items()]
+    sql = _close_sql(model, tuple(fields), len(allowed), tuple(attempt))
+    return _run(sql, [*values, record.pk, *allowed, *attempt.values()],
+                assumed=(1, 1), settled=lambda row: row is not None and tuple(row) == (1, 1))
+
+
+@lru_cache(maxsize=16)
+def _close_sql(model, field_names: tuple[str, ...], allowed_count: int, attempt_names: tuple[str, ...]) -> str:
+    # The row moves only while an attempt is open, so the two UPDATEs change both or neither
+    # (a start never recorded: the ORM path counts the missed attempt). The same few shapes
+    # come back for every job: build each once.
+    quote = connection.ops.quote_name
+    columns = ", ".join(f"{quote(model._meta.get_field(name).column)} = %s" for name in field_names)
+    attempt_sets = ", ".join(f"{quote(name)} = %s" for name in attempt_names)
+    return f"""
     WITH rec AS (
-        UPDATE {RECORDS} SET {", ".join(columns)}
-         WHERE id = %s AND status IN ({", ".join(["%s"] * len(allowed))}) AND cancel_requested_at IS NULL
+        UPDATE {RECORDS} SET {columns}
+         WHERE id = %s AND status IN ({", ".join(["%s"] * allowed_count)}) AND cancel_requested_at IS NULL
+           AND EXISTS (SELECT 1 FROM {ATTEMPTS} a WHERE a.record_id = {RECORDS}.id AND a.outcome = 'running')
      RETURNING id
     ), att AS (
         UPDATE {ATTEMPTS} SET {attempt_sets}
@@ -81,14 +103,69 @@ def close_attempt(record, allowed: tuple[str, ...], fields: dict, attempt: dict)
     )
     SELECT (SELECT count(*) FROM rec), (SELECT count(*) FROM att)
     """
-    return _run(RELAXED + sql, [*values, record.pk, *allowed, *attempt.values()])
 
 
-def _run(sql: str, params):
+@dataclass
+class Statement:
+    """One collected statement: its SQL and parameters, and whether a row it returns is the common case."""
+
+    sql: str
+    params: dict | list
+    settled: Callable[[tuple | None], bool]
+
+
+_batch = threading.local()  # per thread: .collected (a list) or .replayed (an iterator), or neither
+
+
+@contextlib.contextmanager
+def collecting() -> Iterator[list[Statement]]:
+    """Within, on this thread, the transitions above run nothing: each appends its Statement to
+    the list yielded and reports the common case to its caller."""
+    _batch.collected = []
+    try:
+        yield _batch.collected
+    finally:
+        _batch.collected = None
+
+
+@contextlib.contextmanager
+def replaying(rows: list[tuple | None]) -> Iterator[None]:
+    """Within, on this thread, the transitions above return `rows`, in order, instead of running
+    (and run for real once `rows` is used up)."""
+    _batch.replayed = iter(rows)
+    try:
+        yield
+    finally:
+        _batch.replayed = None
+
+
+def run_collected(statements: list[Statement]) -> list[tuple | None]:
+    """Run collected statements as one query string: one round trip, one implicit transaction
+    (all or nothing: an error in one raises and leaves every row as it was). Each one's first row."""
+    with connection.cursor() as cursor:
+        text = RELAXED + ";\n".join(cursor.cursor.mogrify(s.sql, s.params) for s in statements)
+        cursor.execute(text)
+        rows = []
+        for _ in statements:
+            cursor.cursor.nextset()
+            rows.append(cursor.fetchone())
+        return rows
+
+
+def _run(sql: str, params, *, assumed: tuple, settled: Callable[[tuple | None], bool]):
     """Execute SET LOCAL plus one statement in one round trip; the statement's first row."""
-    if connection.in_atomic_block:
+    collected = getattr(_batch, "collected", None)
+    if collected is not None:
+        collected.append(Statement(sql, params, settled))
+        return assumed
+    replayed = getattr(_batch, "replayed", None)
+    if replayed is not None:
+        row = next(replayed, _batch)
+        if row is not _batch:
+            return row
+    if not connection.in_atomic_block:
         # Inside a caller's transaction, SET LOCAL would relax the caller's commit too.
-        sql = sql.removeprefix(RELAXED)
+        sql = RELAXED + sql
     with connection.cursor() as cursor:
         cursor.execute(sql, params)
         if sql.startswith(RELAXED):

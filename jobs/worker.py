@@ -2,14 +2,17 @@
 
 settings.RQ["WORKER_CLASS"] names ``jobs.worker.Worker``, so plain ``rqworker`` keeps
 the rows in step. Every hook calls RQ first, so RQ's Redis transaction has committed
-before the row is written, then maps the status Redis now holds onto the row. Hook
-code never raises into RQ: a database hiccup is logged and the reconciler repairs the
-row later, instead of turning a good job into a failed one.
+before the row is written, then maps the status Redis now holds onto the row. The
+writes themselves go to a RowWriter (jobs.writer), which performs them in order on a
+thread of its own, so jobs do not wait for the database. Hook code never raises into RQ:
+a database hiccup is logged and the reconciler repairs the row later, instead of turning
+a good job into a failed one.
 """
 
 from __future__ import annotations
 
 import contextlib
+import functools
 import json
 import logging
 import os
@@ -22,16 +25,21 @@ from datetime import timedelta
 import rq
 from django.db import close_old_connections, connections
 from django.utils import timezone
+from rq.exceptions import NoSuchJobError
 from rq.job import Job, JobStatus, get_current_job
+from rq.results import Result
 from rq.worker import WorkerStatus
 
 from .conf import jobs_setting
 from .models import BackgroundTaskRecord
+from .writer import RowWriter, Write, write_safely
 
 logger = logging.getLogger(__name__)
 HOSTNAME = socket.gethostname()
 PAUSED_KEY = "jobdeck:paused-queues"
 PAUSE_POLL_SECONDS = 5
+# How long a worker trusts its last read of the paused queues (one Redis call less per job).
+PAUSE_CACHE_SECONDS = 1
 FAILURE_KEY = "jobdeck:failure:{}"
 # Connections a work horse inherited and must neither use nor close (see Worker.main_work_horse).
 _INHERITED: list = []
@@ -112,31 +120,28 @@ def apply_status(record: BackgroundTaskRecord, status: JobStatus | None, *, exc_
     return False
 
 
-def _safely(what: str, job_id: str, func, *args, **kwargs) -> bool:
-    """Run one bookkeeping write; log and swallow any error."""
-    try:
-        # No enclosing transaction: on PostgreSQL a transition is one statement (jobs.fastpath),
-        # and each ORM transition opens its own.
-        return bool(func(*args, **kwargs))
-    except Exception:
-        # Never raise into RQ: the reconciler brings the row in step from Redis later.
-        logger.exception("could not record %s of job %s; the reconciler will repair the row", what, job_id)
-        try:
-            connections.close_all()
-        except Exception:
-            pass
-        return False
+_safely = write_safely
+
+
+# What the writer thread calls: the row handle is built there, not on the worker's own path.
+def _mark_running_by_id(job_id: str, **fields) -> bool:
+    return BackgroundTaskRecord(pk=job_id).mark_running(**fields)
+
+
+def _apply_status_by_id(job_id: str, status: JobStatus | None, **outcome) -> bool:
+    return apply_status(BackgroundTaskRecord(pk=job_id), status, **outcome)
 
 
 class TrackingMixin:
     """Keeps each job's BackgroundTaskRecord in step with RQ, attempt by attempt.
 
-    The forking Worker writes rows from its main process only, on one long-lived
-    connection: the start right after the fork, the outcome once the work horse has
-    exited. A new PostgreSQL connection costs more than a fork, so a horse opening one
-    per job would halve throughput (bench/worker_overhead.py). The horse passes what only
-    it knows (a failure's traceback) through Redis. SimpleWorker runs jobs in-process and
-    records at each hook.
+    The worker's main process decides each transition from what Redis holds and hands
+    it to its RowWriter (jobs.writer: first in, first out, on a connection of its own,
+    flushed at exit and after every failed attempt). The forking Worker hands over the
+    start right after the fork and the outcome once the work horse has exited; a horse
+    writes no transition (a new PostgreSQL connection per job would cost more than the
+    fork) and passes what only it knows, a failure's traceback, through Redis.
+    SimpleWorker runs jobs in-process and hands over at each hook.
     """
 
     forks = True
@@ -146,6 +151,15 @@ class TrackingMixin:
         kwargs.setdefault("default_result_ttl", jobs_setting("JOBS_RESULT_TTL"))
         super().__init__(*args, **kwargs)
         self._failure: tuple[str, int] | None = None
+        self._paused: tuple[float, set[str]] | None = None
+        self.rows = RowWriter()
+
+    def teardown(self):
+        # Every row is written before the worker leaves (burst end, warm shutdown, cold
+        # shutdown too, within the writer's EXIT_FLUSH_SECONDS), and while it still counts as alive.
+        if not self.is_horse:
+            self.rows.close()
+        super().teardown()
 
     def _cancelled_before_start(self, job: Job, queue) -> bool:
         # RQ's cancel-after-dequeue race (rq/rq#2160): a job cancelled between the
@@ -189,10 +203,15 @@ class TrackingMixin:
             self._ordered_queues = everything
 
     def _paused_queues(self) -> set[str]:
+        now = time.monotonic()
+        if self._paused is not None and now - self._paused[0] < PAUSE_CACHE_SECONDS:
+            return self._paused[1]
         try:
-            return {m.decode() if isinstance(m, bytes) else m for m in self.connection.smembers(PAUSED_KEY)}
+            paused = {m.decode() if isinstance(m, bytes) else m for m in self.connection.smembers(PAUSED_KEY)}
         except Exception:
             return set()
+        self._paused = (now, paused)
+        return paused
 
     def handle_job_failure(self, job: Job, queue, started_job_registry=None, exc_string="", execution=None):
         # A lone surrogate in an error message would make RQ's own write to Redis raise
@@ -211,37 +230,47 @@ class TrackingMixin:
     def _note_failure(self, job: Job, exc_string: str, retry_in: int) -> None:
         raise NotImplementedError
 
-    def _record_outcome(self, job: Job, status: JobStatus, *, result=None, exc_string: str = "",
-                        retry_in: int = 0) -> bool:
+    def _hand_outcome(self, job: Job, status: JobStatus | None, *, result=None, exc_string: str = "",
+                      retry_in: int = 0) -> None:
+        """Hand the attempt's outcome to the writer. A failure is written before the worker
+        goes on: RQ may already have queued its retry, which another worker could start."""
         retry_at = timezone.now() + timedelta(seconds=retry_in) if retry_in else None
-        return apply_status(record_for(job), status, timeout=job.timeout, started_at=job.started_at,
-                            finished_at=job.ended_at or timezone.now(), result=result,
-                            exc_string=exc_string, retry_at=retry_at)
+        call = functools.partial(_apply_status_by_id, job.id, status, timeout=job.timeout,
+                                 started_at=job.started_at, finished_at=job.ended_at or timezone.now(),
+                                 result=result, exc_string=exc_string, retry_at=retry_at)
+        # A completion is one statement when its start time is known (jobs.fastpath): it may share a round trip.
+        finished = status == JobStatus.FINISHED
+        self.rows.submit(Write("outcome", job.id, call, batchable=finished and job.started_at is not None))
+        if not finished:
+            self.rows.flush()
+
+    def _hand_start(self, job: Job, execution_id: str, pid: int | None, started_at) -> None:
+        call = functools.partial(_mark_running_by_id, job.id, execution_id=execution_id, worker_name=self.name,
+                                 hostname=HOSTNAME, pid=pid, started_at=started_at)
+        self.rows.submit(Write("start", job.id, call, batchable=True))
 
 
 class Worker(TrackingMixin, rq.Worker):
     """The forking worker: isolation, timeouts and stop commands. The default."""
 
     def execute_job(self, job: Job, queue):
-        """RQ's own steps (prepare, fork, monitor), with the row written around them."""
+        """RQ's own steps (prepare, fork, monitor), with the row's transitions handed to the writer."""
         if self._cancelled_before_start(job, queue):
             return
         self._failure = None
-        # The main process keeps one connection for as long as it works (no per-job health
-        # check); a failed write closes it and the next one reconnects.
         execution = self.prepare_execution(job)
         self.fork_work_horse(job, queue)
-        _safely("start", job.id, record_for(job).mark_running, execution_id=execution.id,
-                worker_name=self.name, hostname=HOSTNAME, pid=self.horse_pid, started_at=timezone.now())
+        self._hand_start(job, execution.id, self.horse_pid, timezone.now())
         self.monitor_work_horse(job, queue, execution)
-        _safely("outcome", job.id, self._record_end, job)
+        self._record_end(job)
         self.set_state(WorkerStatus.IDLE)
 
     def main_work_horse(self, job: Job, queue):
         # The horse must never talk on the main process's connection: forget it without
         # closing it (closing would end the main process's session), so the job's own
         # queries, if any, open a connection of the horse's. It leaves by os._exit, so
-        # nothing finalizes the inherited one.
+        # nothing finalizes the inherited one. (The writer thread's connection is that
+        # thread's own: the horse cannot reach it.)
         for conn in connections.all(initialized_only=True):
             _INHERITED.append(conn.connection)
             conn.connection = None
@@ -266,17 +295,42 @@ class Worker(TrackingMixin, rq.Worker):
         else:  # killed or stopped: the main process saw it
             self._failure = (exc_string, retry_in)
 
-    def _record_end(self, job: Job) -> bool:
-        job.refresh()
-        status = job.get_status(refresh=False)
+    def _record_end(self, job: Job) -> None:
+        """Read how the attempt ended and hand that to the writer; never raises."""
+        try:
+            status, result, handed = self._read_end(job)
+        except Exception:
+            logger.exception("could not record outcome of job %s; the reconciler will repair the row", job.id)
+            return
         if status == JobStatus.FINISHED:
-            return self._record_outcome(job, status, result=job.return_value(refresh=True))
+            self._hand_outcome(job, status, result=result)
+            return
         exc_string, retry_in = self._failure or ("", 0)
-        handed = self.connection.getdel(FAILURE_KEY.format(job.id))
         if handed:
             data = json.loads(handed)
             exc_string, retry_in = data["exc_string"], data["retry_in"]
-        return self._record_outcome(job, status, exc_string=exc_string, retry_in=retry_in)
+        self._hand_outcome(job, status, exc_string=exc_string, retry_in=retry_in)
+
+    def _read_end(self, job: Job) -> tuple[JobStatus | None, object, bytes | None]:
+        """In one round trip: the job's hash (status, timings), its latest Result and the
+        failure its horse handed over; returns (status, return value, handed failure)."""
+        with self.connection.pipeline(transaction=False) as pipe:
+            pipe.hgetall(job.key)
+            pipe.xrevrange(Result.get_key(job.id), "+", "-", count=1)
+            pipe.getdel(FAILURE_KEY.format(job.id))
+            data, latest, handed = pipe.execute()
+        if not data:
+            raise NoSuchJobError(f"No such job: {job.key}")
+        job.restore(data)
+        status = job.get_status(refresh=False)
+        result = None
+        if status == JobStatus.FINISHED and latest:
+            result_id, payload = latest[0]
+            latest_result = Result.restore(job.id, result_id.decode(), payload, connection=self.connection,
+                                           serializer=job.serializer)
+            if latest_result.type == Result.Type.SUCCESSFUL:
+                result = latest_result.return_value
+        return status, result, handed
 
     def request_stop(self, signum, frame):
         """Warm shutdown, bounded: a job still running after JOBS_SHUTDOWN_GRACE_SECONDS is
@@ -312,18 +366,20 @@ class SimpleWorker(TrackingMixin, rq.SimpleWorker):
 
     def prepare_job_execution(self, job: Job, remove_from_intermediate_queue: bool = False) -> None:
         super().prepare_job_execution(job, remove_from_intermediate_queue)
-        _safely("start", job.id, record_for(job).mark_running, execution_id=self.execution.id,
-                worker_name=self.name, hostname=HOSTNAME, pid=os.getpid(),
-                started_at=job.started_at or timezone.now())
+        self._hand_start(job, self.execution.id, os.getpid(), job.started_at or timezone.now())
 
     def handle_job_success(self, job: Job, queue, started_job_registry, execution=None):
         super().handle_job_success(job, queue, started_job_registry, execution)
-        _safely("success", job.id, self._record_outcome, job, job.get_status(refresh=True),
-                result=getattr(job, "_result", None))
+        # RQ's transaction has just stored FINISHED, which the job object holds as well.
+        self._hand_outcome(job, job.get_status(refresh=False), result=getattr(job, "_result", None))
 
     def _note_failure(self, job: Job, exc_string: str, retry_in: int) -> None:
-        _safely("failure", job.id, self._record_outcome, job, job.get_status(refresh=True),
-                exc_string=exc_string, retry_in=retry_in)
+        try:
+            status = job.get_status(refresh=True)  # failed, or queued/scheduled for a retry
+        except Exception:
+            logger.exception("could not record failure of job %s; the reconciler will repair the row", job.id)
+            return
+        self._hand_outcome(job, status, exc_string=exc_string, retry_in=retry_in)
 
 
 def set_progress(fraction: float | None, message: str = "") -> bool:

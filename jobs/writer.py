@@ -1,0 +1,197 @@
+"""Write-behind bookkeeping: a worker's row writes, off the path of its jobs.
+
+A tracking worker (jobs.worker) hands each row transition, a job's start and its end, to
+its RowWriter, which performs them on a thread of its own with a database connection of
+its own, so no job waits for the database. The contract:
+
+- **Order.** One thread performs the writes first in, first out: a job's start lands
+  before its end, and a job's end before the start of the next job this worker takes.
+- **Batches.** On PostgreSQL the writes that are one statement each in the common case (a
+  start, a completion) go several to a round trip, as one query string (jobs.fastpath:
+  collect, run, replay): when the worker hands them over faster than one at a time can be
+  written, batches grow, and a backlog drains in fewer round trips. A batch that fails is
+  written again one write at a time, so one bad write costs only itself.
+- **Flush.** `flush()` returns once every write handed over before it has been performed
+  (or has failed). The worker flushes before it exits (a `--burst` worker has written
+  every row when it returns; so has a warm shutdown) and after each failed attempt, so a
+  failure is on its row before the worker takes another job, exactly as before.
+- **Errors** are those of any hook: logged, never raised, the connection closed so the
+  next write reconnects. A database outage costs the job nothing.
+- **A crash loses** what was still queued: the writes of the last few jobs (never more
+  than MAX_QUEUED; `submit` waits while the queue is full). The reconciler repairs those
+  rows from what Redis holds, as it does for any write a hook could not make: RQ keeps
+  finished jobs for JOBS_RESULT_TTL (3600 s) and failed ones for a year.
+- **Fork.** A work horse inherits the writer, not its thread, and the queue's lock may
+  have been held by that thread at the fork. In any process but the one that created it,
+  the writer never touches its queue: `submit` writes inline, `flush` returns at once.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import queue
+import threading
+from collections.abc import Callable
+from dataclasses import dataclass
+
+from django.db import connections
+
+from . import fastpath
+
+logger = logging.getLogger(__name__)
+
+# Writes waiting at most; past this `submit` waits (a slow database slows the worker
+# down, as synchronous writes would, instead of piling up what a crash would lose).
+MAX_QUEUED = 1000
+# Writes sent in one round trip at most.
+MAX_BATCH = 50
+# Once a write arrives, the thread waits this long for more (unless a flush hurries it): one
+# wake-up, one round trip and one pass through the ORM for the writes of several jobs. Rows lag
+# their jobs by as much. Under a forking worker a pass costs more than the statements: each
+# page of the heap it touches is copied, as the last work horse forked still shares it.
+LINGER_SECONDS = 0.1
+# How long a worker waits for its writes when it exits; what is left, the reconciler repairs.
+EXIT_FLUSH_SECONDS = 30
+
+_STOP = object()
+
+
+def write_safely(what: str, job_id: str, func, *args, **kwargs) -> bool:
+    """Run one bookkeeping write; log and swallow any error."""
+    try:
+        # No enclosing transaction: on PostgreSQL a transition is one statement (jobs.fastpath),
+        # and each ORM transition opens its own.
+        return bool(func(*args, **kwargs))
+    except Exception:
+        # Never raise into RQ: the reconciler brings the row in step from Redis later.
+        logger.exception("could not record %s of job %s; the reconciler will repair the row", what, job_id)
+        try:
+            connections.close_all()
+        except Exception:
+            pass
+        return False
+
+
+@dataclass
+class Write:
+    """One row write: `call()` performs it; `batchable` if it may share a round trip."""
+
+    what: str
+    job_id: str
+    call: Callable[[], object]
+    batchable: bool = False
+
+    def run_safely(self) -> bool:
+        return write_safely(self.what, self.job_id, self.call)
+
+
+class RowWriter:
+    """Performs row writes on a thread of its own, in the order they were submitted."""
+
+    def __init__(self, name: str = "row-writer"):
+        self.name = name
+        self._pid = os.getpid()
+        self._queue: queue.Queue = queue.Queue(MAX_QUEUED)
+        self._thread: threading.Thread | None = None
+        self._start_lock = threading.Lock()
+        self._hurry = threading.Event()
+
+    def submit(self, write: Write) -> None:
+        """Hand over one write; never raises."""
+        if os.getpid() != self._pid:  # a forked work horse: see the module docstring
+            write.run_safely()
+            return
+        self._ensure_thread()
+        self._queue.put(write)
+
+    def flush(self, timeout: float | None = None) -> bool:
+        """Wait until every write submitted so far is done; False if `timeout` passed first."""
+        if os.getpid() != self._pid or self._thread is None:
+            return True
+        done = threading.Event()
+        self._queue.put(done)
+        self._hurry.set()
+        return done.wait(timeout)
+
+    def close(self, timeout: float | None = EXIT_FLUSH_SECONDS) -> bool:
+        """Flush, then end the thread and close its connection; False if writes were left behind."""
+        flushed = self.flush(timeout)
+        if not flushed:
+            logger.warning("%s: writes still queued after %s s; the reconciler will repair those rows",
+                           self.name, timeout)
+        elif os.getpid() == self._pid and self._thread is not None:
+            self._queue.put(_STOP)
+            self._thread.join()
+            self._thread = None
+        return flushed
+
+    def _ensure_thread(self) -> None:
+        if self._thread is None:
+            with self._start_lock:
+                if self._thread is None:
+                    # A daemon: a writer stuck on a hung database never keeps the worker alive.
+                    self._thread = threading.Thread(target=self._run, name=self.name, daemon=True)
+                    self._thread.start()
+
+    def _run(self) -> None:
+        try:
+            while True:
+                items = [self._queue.get()]
+                if isinstance(items[0], Write):
+                    self._hurry.wait(LINGER_SECONDS)
+                self._hurry.clear()
+                while len(items) < MAX_BATCH:
+                    try:
+                        items.append(self._queue.get_nowait())
+                    except queue.Empty:
+                        break
+                if not self._perform(items):
+                    return
+        finally:
+            connections.close_all()  # this thread's own connection
+
+    def _perform(self, items: list) -> bool:
+        """Perform writes and flush marks in order; False once told to stop."""
+        batch: list[Write] = []
+        for item in items:
+            if isinstance(item, Write) and item.batchable:
+                batch.append(item)
+                continue
+            self._write_batch(batch)
+            batch = []
+            if item is _STOP:
+                return False
+            if isinstance(item, threading.Event):
+                item.set()
+            else:
+                item.run_safely()
+        self._write_batch(batch)
+        return True
+
+    def _write_batch(self, writes: list[Write]) -> None:
+        """Several one-statement writes in one round trip; each exactly as if written alone."""
+        if len(writes) < 2 or not fastpath.enabled():
+            for write in writes:
+                write.run_safely()
+            return
+        try:
+            spans = []
+            with fastpath.collecting() as statements:
+                for write in writes:
+                    first = len(statements)
+                    write.call()
+                    spans.append((first, len(statements)))
+            rows = fastpath.run_collected(statements)
+        except Exception:
+            logger.warning("a batch of %d row writes failed; writing them one at a time", len(writes),
+                           exc_info=True)
+            connections.close_all()
+            for write in writes:
+                write.run_safely()
+            return
+        for write, (first, end) in zip(writes, spans):
+            if not all(s.settled(row) for s, row in zip(statements[first:end], rows[first:end])):
+                # Not the common case: the model method decides, given what its statement did.
+                with fastpath.replaying(rows[first:end]):
+                    write.run_safely()
