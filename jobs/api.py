@@ -116,21 +116,49 @@ def build_record(func_or_path, args: Sequence = (), kwargs: dict | None = None, 
     """Validate one call and return its unsaved record. Raises TypeError/ValueError on bad input."""
     kwargs = kwargs or {}
     func_path = func_path_of(func_or_path)
+    options = _options(queue, retries, retry_intervals, timeout)
+    _check_json(args, kwargs)
+    now = timezone.now()
+    delay_s = _seconds(delay)
+    return _new_record(func_path=func_path, args=list(args), kwargs=dict(kwargs), enqueued_at=now,
+                       scheduled_for=now + timedelta(seconds=delay_s) if delay_s else None, **options)
+
+
+def _options(queue: str, retries: int, retry_intervals, timeout: int | None) -> dict[str, Any]:
+    """The record fields an enqueue's options set, checked."""
     if queue not in settings.RQ_QUEUES:
         raise ValueError(f"unknown queue {queue!r}; configured: {', '.join(settings.RQ_QUEUES)}")
     if retries < 0:
         raise ValueError("retries must be 0 or more")
     if timeout is not None and (timeout == 0 or timeout < -1):
         raise ValueError("timeout must be a positive number of seconds, or -1 for no limit")
-    _check_json(args, kwargs)
-    now = timezone.now()
-    delay_s = _seconds(delay)
-    return BackgroundTaskRecord(
-        func_path=func_path, args=list(args), kwargs=dict(kwargs), queue_name=queue,
-        max_retries=retries, retry_intervals=_intervals(retry_intervals),
-        timeout=timeout or settings.RQ_QUEUES[queue].get("DEFAULT_TIMEOUT", jobs_setting("JOBS_DEFAULT_TIMEOUT")),
-        enqueued_at=now, scheduled_for=now + timedelta(seconds=delay_s) if delay_s else None,
-    )
+    return dict(queue_name=queue, max_retries=retries, retry_intervals=_intervals(retry_intervals),
+                timeout=timeout or settings.RQ_QUEUES[queue].get("DEFAULT_TIMEOUT",
+                                                                 jobs_setting("JOBS_DEFAULT_TIMEOUT")))
+
+
+def _new_record(**values) -> BackgroundTaskRecord:
+    """BackgroundTaskRecord(**values), built positionally in field order, Django's fast path
+    (the one Model.from_db takes): keyword construction looks up every field's default and
+    cost two thirds of build_record, and a third of enqueue_many (measured in bench/enqueue.py)."""
+    row = []
+    for field, default in _field_defaults():
+        if field.attname in values:
+            value = values[field.attname]
+            row.append(list(value) if isinstance(value, list) else value)  # no list shared by two records
+        else:
+            row.append(field.get_default() if default is _CALL else default)
+    return BackgroundTaskRecord(*row)
+
+
+_CALL = object()
+
+
+@functools.cache
+def _field_defaults() -> list[tuple[Any, Any]]:
+    """Each concrete field, with its default, or _CALL where each record needs its own (uuid4, list)."""
+    return [(field, _CALL if field.has_default() and callable(field.default) else field.get_default())
+            for field in BackgroundTaskRecord._meta.concrete_fields]
 
 
 def enqueue(func_or_path: Callable | str, *args, queue: str = "default", retries: int = 0,
@@ -165,36 +193,14 @@ def enqueue_many(calls: Iterable[Call], *, queue: str = "default", retries: int 
                  retry_intervals=None, timeout: int | None = None) -> list[BackgroundTaskRecord]:
     """Enqueue many jobs with one INSERT (COPY on PostgreSQL) and, after commit, one Redis
     call per thousand jobs."""
-    calls = list(calls)
-    if not calls:
-        return []
-    first = build_record(calls[0].func, calls[0].args, calls[0].kwargs, queue=queue, retries=retries,
-                         retry_intervals=retry_intervals, timeout=timeout)
-    records = [first, *_records_like(first, calls[1:])]
-    _insert_and_push_on_commit(records)
-    return records
-
-
-def _records_like(prototype: BackgroundTaskRecord, calls: Sequence[Call]) -> list[BackgroundTaskRecord]:
-    """Records of `calls` with the prototype's (already checked) options, each call checked
-    as build_record checks it. Instances are built positionally in field order, Django's fast
-    path (the one Model.from_db takes): keyword construction was two thirds of build_record's
-    cost, and build_record a third of enqueue_many's (measured in bench/enqueue.py)."""
-    names = [field.attname for field in BackgroundTaskRecord._meta.concrete_fields]
-    row = [getattr(prototype, name) for name in names]
-    slot = {name: names.index(name) for name in ("id", "func_path", "args", "kwargs", "retry_intervals",
-                                                  "enqueued_at")}
-    new_id = BackgroundTaskRecord._meta.pk.get_default
+    options = _options(queue, retries, retry_intervals, timeout)
     records = []
     for call in calls:
-        values = row.copy()
-        values[slot["func_path"]] = func_path_of(call.func)
+        func_path = func_path_of(call.func)
         _check_json(call.args, call.kwargs)
-        values[slot["id"]] = new_id()
-        values[slot["args"]], values[slot["kwargs"]] = list(call.args), dict(call.kwargs)
-        values[slot["retry_intervals"]] = list(prototype.retry_intervals)
-        values[slot["enqueued_at"]] = timezone.now()
-        records.append(BackgroundTaskRecord(*values))
+        records.append(_new_record(func_path=func_path, args=list(call.args), kwargs=dict(call.kwargs),
+                                   enqueued_at=timezone.now(), **options))
+    _insert_and_push_on_commit(records)
     return records
 
 
