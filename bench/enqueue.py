@@ -11,7 +11,9 @@ DEBUG is off, as in production (DEBUG keeps every query in memory).
 - `jobs.api.enqueue (in a transaction)`: N calls inside one `transaction.atomic()`, as a
   view that writes other rows too: the INSERTs, then one commit and the N pushes.
 - `row only: INSERT + commit`: what the autocommit variant pays before it touches Redis,
-  the part plain RQ (Redis without persistence) never pays.
+  the part plain RQ (Redis without persistence) never pays; on PostgreSQL also with
+  `synchronous_commit` off, to show what the WAL flush of that commit costs (jobs.api
+  never relaxes a caller's commit).
 """
 
 from __future__ import annotations
@@ -52,6 +54,7 @@ def main() -> None:
     django.setup()
     from django.conf import settings
     from django.core.management import call_command
+    from django.db import connection
 
     settings.RQ_QUEUES = {n: {**c, "URL": redis.url} for n, c in settings.RQ_QUEUES.items()}
     call_command("migrate", verbosity=0)
@@ -63,6 +66,8 @@ def main() -> None:
             f"jobs.api.enqueue_many ({options.jobs})": lambda: many(options.jobs),
             "row only: INSERT + commit": lambda: row_only(options.single),
         }
+        if connection.vendor == "postgresql":
+            variants["row only, commit without WAL flush (not durable)"] = lambda: row_only(options.single, durable=False)
         results: dict[str, list[float]] = {name: [] for name in variants}
         for _ in range(options.rounds):
             for name, run in variants.items():
@@ -134,15 +139,24 @@ def many(n: int) -> float:
     return n / (time.perf_counter() - started)
 
 
-def row_only(n: int) -> float:
+def row_only(n: int, durable: bool = True) -> float:
+    from django.db import connection
+
     from jobs import api, demo
     from jobs.copy import insert_one
 
     reset()
+    if not durable:  # what the WAL flush costs; jobs.api never does this to a caller's commit
+        with connection.cursor() as cursor:
+            cursor.execute("SET synchronous_commit TO off")
     started = time.perf_counter()
     for _ in range(n):
         insert_one(api.build_record(demo.noop))
-    return n / (time.perf_counter() - started)
+    rate = n / (time.perf_counter() - started)
+    if not durable:
+        with connection.cursor() as cursor:
+            cursor.execute("RESET synchronous_commit")
+    return rate
 
 
 if __name__ == "__main__":
