@@ -67,7 +67,7 @@ def main() -> None:
             "row only: INSERT + commit": lambda: row_only(options.single),
         }
         if connection.vendor == "postgresql":
-            variants["row only, commit without WAL flush (not durable)"] = lambda: row_only(options.single, durable=False)
+            variants["row only, no WAL flush (not durable)"] = lambda: row_only(options.single, durable=False)
         results: dict[str, list[float]] = {name: [] for name in variants}
         for _ in range(options.rounds):
             for name, run in variants.items():
