@@ -78,8 +78,8 @@ def main() -> None:
         load = " ".join(f"{x:.2f}" for x in os.getloadavg())
         from redis.utils import HIREDIS_AVAILABLE
 
-        print(f"\nenqueue, median of {options.rounds} rounds, {engine}, hiredis {'on' if HIREDIS_AVAILABLE else 'off'}, "
-              f"load average {load}")
+        hiredis = "on" if HIREDIS_AVAILABLE else "off"
+        print(f"\nenqueue, median of {options.rounds} rounds, {engine}, hiredis {hiredis}, load average {load}")
         print(f"{'variant':40} {'jobs/s':>10} {'ms/job':>8} {'vs plain':>9}")
         for name, value in rate.items():
             print(f"{name:40} {value:10.0f} {1000 / value:8.3f} {value / plain_rate:9.2f}")
