@@ -170,8 +170,10 @@ class RowWriter:
         return True
 
     def _write_batch(self, writes: list[Write]) -> None:
-        """Several one-statement writes in one round trip; each exactly as if written alone."""
-        if len(writes) < 2 or not fastpath.enabled():
+        """One-statement writes in one round trip; each exactly as if written alone."""
+        if not writes:
+            return
+        if not fastpath.enabled():
             for write in writes:
                 write.run_safely()
             return

@@ -1,0 +1,162 @@
+"""Write-behind bookkeeping (jobs.writer): order, flush at exit, batches, fork safety, outages."""
+
+import functools
+import os
+import signal
+import threading
+
+import pytest
+from django.db import connection
+from django.utils import timezone
+from rq.job import Job, JobStatus
+
+from jobs import api, demo, fastpath
+from jobs.models import AuditEntry, BackgroundTaskRecord, Status
+from jobs.writer import RowWriter, Write
+from tests.conftest import wait_for
+
+pytestmark = pytest.mark.django_db(transaction=True)
+
+UNREACHABLE_POSTGRES = "postgres://postgres@127.0.0.1:1/nowhere"
+UNREACHABLE_SQLITE = "sqlite:////nonexistent-dir/jobdeck.sqlite3"
+
+
+def fresh(record):
+    record.refresh_from_db()
+    return record
+
+
+def test_a_burst_worker_has_written_every_row_when_it_exits(start_worker):
+    records = [api.enqueue(demo.add, i, i) for i in range(40)]
+    retried = api.enqueue(demo.fail, "again", retries=1)
+    worker = start_worker("default", extra=("--burst",))
+    assert worker.process.wait(120) == 0
+    # No waiting here: the process is gone, so its writer has flushed.
+    assert [fresh(r).status for r in records] == [Status.COMPLETED] * 40
+    assert [r.result for r in records] == [2 * i for i in range(40)]
+    assert fresh(retried).status == Status.FAILED and retried.attempts == 2
+
+
+def test_each_start_lands_before_its_end(start_worker):
+    """If an end overtook its start, the end would count a missed attempt (no execution id,
+    no worker) and the late start would change nothing."""
+    records = [api.enqueue(demo.noop) for _ in range(30)]
+    worker = start_worker("default", extra=("--burst",))
+    assert worker.process.wait(120) == 0
+    for record in records:
+        record = fresh(record)
+        attempt = record.attempt_set.get()
+        assert (record.status, record.attempts, attempt.outcome) == (Status.COMPLETED, 1, "completed")
+        assert attempt.execution_id and attempt.worker_name == record.worker_name and attempt.pid
+        assert attempt.started_at <= attempt.finished_at == record.finished_at
+
+
+def test_writes_run_in_submission_order_and_flush_waits_for_them():
+    writer = RowWriter()
+    done: list[int] = []
+    release = threading.Event()
+    writer.submit(Write("hold", "-", lambda: release.wait(10)))
+    for number in range(200):
+        writer.submit(Write("append", "-", functools.partial(done.append, number), batchable=number % 3 == 0))
+    release.set()
+    assert writer.flush(30)
+    assert done == list(range(200))
+    assert writer.close()
+
+
+def test_a_batch_writes_each_transition_as_if_alone(monkeypatch):
+    """Starts and completions sent together; the uncommon ones (a pending cancel, a start never
+    recorded) are decided by the model method, given what their statement did."""
+    batches: list[int] = []
+    run_collected = fastpath.run_collected
+    monkeypatch.setattr(fastpath, "run_collected", lambda statements: batches.append(len(statements))
+                        or run_collected(statements))
+    plain, cancelling, unstarted = [BackgroundTaskRecord.objects.create(func_path="jobs.demo.noop")
+                                    for _ in range(3)]
+    now = timezone.now()
+    writer = RowWriter()
+    release = threading.Event()
+    writer.submit(Write("hold", "-", lambda: release.wait(10)))  # so the rest queue up behind it
+
+    def start(record):
+        call = functools.partial(BackgroundTaskRecord(pk=record.pk).mark_running, execution_id=f"e-{record.pk}",
+                                 worker_name="w", hostname="h", pid=1, started_at=now)
+        writer.submit(Write("start", record.pk, call, batchable=True))
+
+    def complete(record):
+        call = functools.partial(BackgroundTaskRecord(pk=record.pk).mark_completed, result=7, finished_at=now,
+                                 started_at=now)
+        writer.submit(Write("outcome", record.pk, call, batchable=True))
+
+    start(plain)
+    start(cancelling)
+    writer.submit(Write("cancel", cancelling.pk, lambda: BackgroundTaskRecord.objects.filter(
+        pk=cancelling.pk).update(cancel_requested_at=now)))
+    complete(plain)
+    complete(cancelling)
+    complete(unstarted)
+    release.set()
+    assert writer.close(30)
+
+    for record in (plain, cancelling, unstarted):
+        record = fresh(record)
+        assert (record.status, record.result, record.attempts) == (Status.COMPLETED, 7, 1)
+        assert record.attempt_set.get().outcome == "completed"
+    assert cancelling.cancel_requested_at is None
+    assert AuditEntry.objects.get(record_id=cancelling.pk).outcome == "too-late"
+    assert unstarted.attempt_set.get().execution_id == "", "counted as a missed attempt"
+    assert plain.attempt_set.get().execution_id == f"e-{plain.pk}"
+    if connection.vendor == "postgresql":
+        assert max(batches) >= 2, "the writes shared a round trip"
+
+
+def test_a_forked_child_writes_inline_and_never_touches_the_queue(tmp_path):
+    """A work horse is forked while the writer thread may hold its queue's lock."""
+    writer = RowWriter()
+    writer.submit(Write("warm up", "-", lambda: None))
+    assert writer.flush(10)
+    marker = tmp_path / "written"
+    with writer._queue.mutex:  # held at the fork, as by the writer thread
+        pid = os.fork()
+        if pid == 0:  # the child: a deadlock here is ended by the alarm, exit status non-zero
+            signal.alarm(10)
+            code = 1
+            try:
+                writer.submit(Write("mark", "-", lambda: marker.write_text("inline")))
+                code = 0 if writer.flush(1) else 2
+            finally:
+                os._exit(code)
+    _, status = os.waitpid(pid, 0)
+    assert os.waitstatus_to_exitcode(status) == 0
+    assert marker.read_text() == "inline"
+    assert writer.close(10)
+
+
+def test_writes_lost_to_a_database_outage_converge_after_reconcile(start_worker, redis_conn, settings):
+    """The database is unreachable for the worker's whole run: every queued write fails (batches,
+    then one at a time), the burst worker still exits, and the reconciler repairs every row."""
+    from jobs.reconcile import reconcile_records
+
+    ok = [api.enqueue(demo.add, i, 1) for i in range(10)]
+    bad = api.enqueue(demo.fail, "no luck", retries=1)
+    unreachable = UNREACHABLE_POSTGRES if connection.vendor == "postgresql" else UNREACHABLE_SQLITE
+    worker = start_worker("default", extra=("--burst",), env={"DATABASE_URL": unreachable})
+    assert worker.process.wait(120) == 0, "an outage must not fail the jobs or hang the exit"
+    assert "could not record" in worker.output()
+    statuses = [Job.fetch(str(r.pk), connection=redis_conn).get_status() for r in [*ok, bad]]
+    assert statuses == [JobStatus.FINISHED] * 10 + [JobStatus.FAILED]
+    assert {fresh(r).status for r in [*ok, bad]} == {Status.PENDING}
+    settings.JOBS_PENDING_GRACE_SECONDS = 0
+    report = reconcile_records()
+    assert sorted(report.synced) == sorted(str(r.pk) for r in [*ok, bad])
+    assert [(fresh(r).status, r.result) for r in ok] == [(Status.COMPLETED, i + 1) for i in range(10)]
+    assert fresh(bad).status == Status.FAILED and bad.error_message == "no luck"
+
+
+def test_progress_from_a_job_lands_while_the_writer_holds_its_start(start_worker):
+    record = api.enqueue(demo.long_report, steps=20, step_seconds=0.05)
+    worker = start_worker("default", extra=("--burst",))
+    wait_for(lambda: (fresh(record).progress or 0) > 0, timeout=30, message="progress")
+    assert worker.process.wait(60) == 0
+    record = fresh(record)
+    assert record.status == Status.COMPLETED and record.progress == 1.0 and record.attempts == 1
