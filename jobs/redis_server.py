@@ -3,9 +3,11 @@ for tests that flush, stop or kill their own Redis."""
 
 from __future__ import annotations
 
+import os
 import shutil
 import socket
 import subprocess
+import sys
 import tempfile
 import time
 from pathlib import Path
@@ -33,6 +35,19 @@ def free_port() -> int:
         return sock.getsockname()[1]
 
 
+# Runs redis-server so that it ends with the process that started it, however that one
+# ends (a SIGKILLed test or benchmark used to leave its Redis running for ever): Linux's
+# parent-death signal, set here and kept across exec.
+DIE_WITH_PARENT = """
+import ctypes, os, signal, sys
+PR_SET_PDEATHSIG = 1
+ctypes.CDLL(None, use_errno=True).prctl(PR_SET_PDEATHSIG, signal.SIGTERM)
+if os.getppid() != int(sys.argv[1]):  # the parent died before the signal was set
+    sys.exit(1)
+os.execv(sys.argv[2], sys.argv[2:])
+"""
+
+
 class RedisServer:
     """Start with .start(); .url to connect; .stop() (or .kill()) to end it."""
 
@@ -47,9 +62,10 @@ class RedisServer:
         return f"redis://127.0.0.1:{self.port}/0"
 
     def start(self, timeout: float = 10.0) -> "RedisServer":
+        command = [self.binary, "--port", str(self.port), "--bind", "127.0.0.1", "--save", "", "--appendonly", "no",
+                   "--dir", self.dir, "--daemonize", "no", "--loglevel", "warning"]
         self.process = subprocess.Popen(
-            [self.binary, "--port", str(self.port), "--bind", "127.0.0.1", "--save", "", "--appendonly", "no",
-             "--dir", self.dir, "--daemonize", "no", "--loglevel", "warning"],
+            [sys.executable, "-c", DIE_WITH_PARENT, str(os.getpid()), *command],
             stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
             start_new_session=True,  # a terminal's Ctrl-C must not stop it before its clients
         )
