@@ -8,6 +8,7 @@ from rq.job import Job, JobStatus
 from jobs import api, demo
 from jobs.connection import get_queue
 from jobs.models import AuditEntry, BackgroundTaskRecord, Status
+from jobs.push import rq_job
 from jobs.reconcile import reconcile_records
 from tests.conftest import clear_redis
 
@@ -144,7 +145,7 @@ def test_pushed_job_hash_is_the_one_rq_writes_itself(redis_conn, options):
 
     clear_redis(redis_conn)
     queue = get_queue(record.queue_name)
-    queue.enqueue_job(api._rq_job(record, queue), unique=True)
+    queue.enqueue_job(rq_job(record, queue), unique=True)
     theirs = redis_conn.hgetall(Job.key_for(str(record.pk)))
     timestamps = {b"created_at", b"enqueued_at"}
     assert {k: v for k, v in ours.items() if k not in timestamps} == \
@@ -155,7 +156,7 @@ def test_pushed_job_hash_is_the_one_rq_writes_itself(redis_conn, options):
 
 
 def test_directly_written_jobs_run_on_a_real_worker_with_their_retries(redis_conn, drain, tmp_path, monkeypatch):
-    monkeypatch.setattr(api, "PUSH_CHUNK", 7)  # several script calls for one queue
+    monkeypatch.setattr("jobs.push.PUSH_CHUNK", 7)  # several script calls for one queue
     marker = str(tmp_path / "attempts")
     with transaction.atomic():
         adds = api.enqueue_many([api.Call(demo.add, i, 1) for i in range(20)])
