@@ -44,9 +44,12 @@ def test_redis_restarted_empty_while_500_rows_are_pending_all_complete(rig):
                message="the workers to take the first 100 jobs")
     pending_ids = {str(r["id"]) for r in rig.rows("SELECT id FROM jobs_backgroundtaskrecord WHERE status = 'pending'")}
     pending = len(pending_ids)
+    before = Redis.from_url(rig.servers.redis.url).info("server")["run_id"]
     down = rig.servers.restart_redis_empty()  # killed: no save, so it comes back empty
     restarted = time.monotonic()
-    assert Redis.from_url(rig.servers.redis.url).llen("rq:queue:default") == 0
+    # A new server process, without persistence: it came back empty. (Not a look at its queue:
+    # the reconcile loop may already be pushing the lost jobs again by the time the test looks.)
+    assert Redis.from_url(rig.servers.redis.url).info("server")["run_id"] != before
     # RQ quits a worker whose Redis call fails outside its dequeue loop (e.g. marking itself idle
     # after a job); a process manager starts it again, and so does this loop.
     wait_until(lambda: (rig.supervise(), rig.active_count() == 0)[1], timeout=150,
