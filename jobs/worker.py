@@ -120,9 +120,6 @@ def apply_status(record: BackgroundTaskRecord, status: JobStatus | None, *, exc_
     return False
 
 
-_safely = write_safely
-
-
 # What the writer thread calls: the row handle is built there, not on the worker's own path.
 def _mark_running_by_id(job_id: str, **fields) -> bool:
     return BackgroundTaskRecord(pk=job_id).mark_running(**fields)
@@ -238,7 +235,7 @@ class TrackingMixin:
         call = functools.partial(_apply_status_by_id, job.id, status, timeout=job.timeout,
                                  started_at=job.started_at, finished_at=job.ended_at or timezone.now(),
                                  result=result, exc_string=exc_string, retry_at=retry_at)
-        # A completion is one statement when its start time is known (jobs.fastpath): it may share a round trip.
+        # A completion is one statement when its start time is known (jobs.fastpath): batchable.
         finished = status == JobStatus.FINISHED
         self.rows.submit(Write("outcome", job.id, call, batchable=finished and job.started_at is not None))
         if not finished:
@@ -388,4 +385,4 @@ def set_progress(fraction: float | None, message: str = "") -> bool:
     job = get_current_job()
     if job is None:
         return False
-    return _safely("progress", job.id, record_for(job).set_progress, fraction, message)
+    return write_safely("progress", job.id, record_for(job).set_progress, fraction, message)

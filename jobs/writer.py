@@ -6,11 +6,11 @@ its own, so no job waits for the database. The contract:
 
 - **Order.** One thread performs the writes first in, first out: a job's start lands
   before its end, and a job's end before the start of the next job this worker takes.
-- **Batches.** On PostgreSQL the writes that are one statement each in the common case (a
-  start, a completion) go several to a round trip, as one query string (jobs.fastpath:
-  collect, run, replay): when the worker hands them over faster than one at a time can be
-  written, batches grow, and a backlog drains in fewer round trips. A batch that fails is
-  written again one write at a time, so one bad write costs only itself.
+- **Batches.** The thread lingers LINGER_SECONDS after a write arrives, then takes all that
+  queued meanwhile. On PostgreSQL the writes that are one statement each in the common case
+  (a start, a completion) go together in one round trip and one transaction, as prepared
+  statements (jobs.fastpath: collect, run, replay); each ends exactly as if written alone.
+  A batch that fails is written again one write at a time, so one bad write costs only itself.
 - **Flush.** `flush()` returns once every write handed over before it has been performed
   (or has failed). The worker flushes before it exits (a `--burst` worker has written
   every row when it returns; so has a warm shutdown) and after each failed attempt, so a
@@ -146,8 +146,14 @@ class RowWriter:
                         items.append(self._queue.get_nowait())
                     except queue.Empty:
                         break
-                if not self._perform(items):
-                    return
+                try:
+                    if not self._perform(items):
+                        return
+                except Exception:  # a bug here must neither end the thread nor strand a flush
+                    logger.exception("%s: could not perform %d queued items", self.name, len(items))
+                    for item in items:
+                        if isinstance(item, threading.Event):
+                            item.set()
         finally:
             connections.close_all()  # this thread's own connection
 
