@@ -18,6 +18,7 @@ from __future__ import annotations
 import argparse
 import os
 import resource
+import shutil
 import statistics
 import subprocess
 import sys
@@ -44,7 +45,7 @@ def main() -> None:
 
     from jobs.redis_server import RedisServer
 
-    redis = RedisServer(binary="redis-server" if _which("redis-server") else None).start()
+    redis = RedisServer(binary=shutil.which("redis-server")).start()  # a full path: it is exec'd
     os.environ["REDIS_URL"] = redis.url
     import django
 
@@ -119,13 +120,6 @@ def drain(worker_class: str) -> tuple[float, float]:
     elapsed = time.perf_counter() - started
     after = resource.getrusage(resource.RUSAGE_CHILDREN)
     return elapsed, (after.ru_utime + after.ru_stime) - (before.ru_utime + before.ru_stime)
-
-
-def _which(name: str) -> bool:
-    import shutil
-
-    return shutil.which(name) is not None
-
 
 
 if __name__ == "__main__":
