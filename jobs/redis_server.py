@@ -44,7 +44,7 @@ PR_SET_PDEATHSIG = 1
 ctypes.CDLL(None, use_errno=True).prctl(PR_SET_PDEATHSIG, signal.SIGTERM)
 if os.getppid() != int(sys.argv[1]):  # the parent died before the signal was set
     sys.exit(1)
-os.execv(sys.argv[2], sys.argv[2:])
+os.execvp(sys.argv[2], sys.argv[2:])
 """
 
 
