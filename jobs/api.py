@@ -22,7 +22,7 @@ from django.conf import settings
 from django.db import transaction
 from django.utils import timezone
 from rq.exceptions import InvalidJobOperation, NoSuchJobError
-from rq.job import Job
+from rq.job import Job, JobStatus
 
 from .conf import jobs_setting
 from .connection import REDIS_ERRORS, get_connection
@@ -273,19 +273,22 @@ def _delete_rq_job(record: BackgroundTaskRecord) -> None:
 def cancel(record: BackgroundTaskRecord, user=None) -> str:
     """Cancel a job: a pending one leaves its queue at once ("cancelled"); a running one
     is sent RQ's stop command and ends cancelled when its worker confirms ("stopping").
+    A row still pending whose RQ job a worker has already started (its start write is on
+    the way) is stopped like a running one: cancelling it in Redis would not stop it.
     """
     record.refresh_from_db()
     if record.status == Status.PENDING:
         try:
-            _cancel_in_redis(record)
+            queued = _cancel_in_redis(record)
         except REDIS_ERRORS as exc:
             raise ActionNotAllowed(f"Redis is unreachable, the job was not cancelled: {exc}") from None
-        with transaction.atomic():
-            if record.mark_cancelled(reason=f"cancelled by {_name(user)}"):
-                audit(user, "cancel", record, outcome="cancelled")
-                return "cancelled"
-        record.refresh_from_db()  # a worker picked it up meanwhile: stop it instead
-    if record.status == Status.RUNNING:
+        if queued:
+            with transaction.atomic():
+                if record.mark_cancelled(reason=f"cancelled by {_name(user)}"):
+                    audit(user, "cancel", record, outcome="cancelled")
+                    return "cancelled"
+            record.refresh_from_db()  # a worker picked it up meanwhile: stop it instead
+    if record.status in (Status.PENDING, Status.RUNNING):
         with transaction.atomic():
             requested = record.mark_cancel_requested()
             if requested:
@@ -297,13 +300,17 @@ def cancel(record: BackgroundTaskRecord, user=None) -> str:
     raise ActionNotAllowed(f"only pending or running jobs can be cancelled; this one is {record.status}")
 
 
-def _cancel_in_redis(record: BackgroundTaskRecord) -> None:
+def _cancel_in_redis(record: BackgroundTaskRecord) -> bool:
+    """Cancel the record's RQ job unless a worker has started it; False if one has."""
     connection = get_connection(record.queue_name)
     try:
         rq_job = Job.fetch(str(record.pk), connection=connection)
+        if rq_job.get_status(refresh=False) == JobStatus.STARTED:
+            return False
         rq_job.cancel()
     except (NoSuchJobError, InvalidJobOperation):
         pass  # gone already, or cancelled already: the row decides
+    return True
 
 
 def send_stop(record: BackgroundTaskRecord) -> bool:

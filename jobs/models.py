@@ -266,8 +266,9 @@ class BackgroundTaskRecord(models.Model):
         return done
 
     def mark_cancel_requested(self) -> bool:
-        """Flag a running job whose stop command has been sent; the worker confirms it."""
-        return self._transition((Status.RUNNING,), cancel_requested_at=timezone.now())
+        """Flag a running job whose stop command has been sent; the worker confirms it. Pending
+        too: a job a worker has started while its start write is still on the way."""
+        return self._transition(ACTIVE_STATES, cancel_requested_at=timezone.now())
 
     def mark_requeued(self) -> bool:
         """failed/cancelled → pending: an operator's retry, the next attempt of the same row."""

@@ -142,6 +142,23 @@ def test_cancel_a_running_job_in_a_real_rqworker(start_worker, redis_conn):
     assert worker.process.poll() is None
 
 
+def test_cancel_a_job_started_before_its_row_says_so_stops_it(start_worker, redis_conn):
+    """The worker writes the start a moment after the job starts: a cancel in between must
+    stop the job, not mark a job that keeps running cancelled."""
+    from jobs.models import AuditEntry
+
+    record = api.enqueue(demo.sleep, 60)
+    worker = start_worker()
+    wait_for(lambda: fresh(record).status == Status.RUNNING, timeout=30, message="the job to start")
+    BackgroundTaskRecord.objects.filter(pk=record.pk).update(status=Status.PENDING)  # as if not written yet
+    assert api.cancel(record) == "stopping"
+    wait_for(lambda: fresh(record).status == Status.CANCELLED, timeout=10, message="the stop to land")
+    assert Job.fetch(str(record.pk), connection=redis_conn).get_status() == JobStatus.STOPPED
+    outcomes = list(AuditEntry.objects.filter(record_id=record.pk).order_by("id").values_list("outcome", flat=True))
+    assert outcomes == ["stopping", "stopped"]
+    assert worker.process.poll() is None
+
+
 def test_cancelled_after_dequeue_never_runs(drain, redis_conn):
     """RQ's cancel-after-dequeue race (rq/rq#2160): the worker's gate skips the job."""
     from jobs.connection import get_queue
