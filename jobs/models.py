@@ -91,7 +91,10 @@ class BackgroundTaskRecord(models.Model):
     status = models.CharField(max_length=16, choices=Status.choices, default=Status.PENDING)
 
     enqueued_at = models.DateTimeField(default=timezone.now)
-    pushed_at = models.DateTimeField(null=True, blank=True, help_text="When the RQ job was written to Redis.")
+    pushed_at = models.DateTimeField(
+        null=True, blank=True,
+        help_text="Set with the row (the push follows its commit); empty while a push that failed waits for the "
+                  "reconciler; set again when the reconciler or a retry pushes it.")
     scheduled_for = models.DateTimeField(null=True, blank=True)
     started_at = models.DateTimeField(null=True, blank=True)
     finished_at = models.DateTimeField(null=True, blank=True)
