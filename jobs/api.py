@@ -166,7 +166,7 @@ def enqueue(func_or_path: Callable | str, *args, queue: str = "default", retries
     """
     record = build_record(func_or_path, args, kwargs, queue=queue, retries=retries,
                           retry_intervals=retry_intervals, timeout=timeout, delay=delay)
-    _insert_and_push_on_commit([record])
+    save_and_push([record])
     return record
 
 
@@ -195,11 +195,12 @@ def enqueue_many(calls: Iterable[Call], *, queue: str = "default", retries: int 
         _check_json(call.args, call.kwargs)
         records.append(_new_record(func_path=func_path, args=list(call.args), kwargs=dict(call.kwargs),
                                    enqueued_at=timezone.now(), **options))
-    _insert_and_push_on_commit(records)
+    save_and_push(records)
     return records
 
 
-def _insert_and_push_on_commit(records: list[BackgroundTaskRecord]) -> None:
+def save_and_push(records: list[BackgroundTaskRecord]) -> None:
+    """INSERT records made by build_record in the caller's transaction; push them to RQ once it commits."""
     # pushed_at goes in with the INSERT instead of a second write after the push: that
     # write cost a third of a single enqueue (an UPDATE and its commit). Only a push that
     # fails writes again, to clear it. The reconciler does not need the flag to find a job

@@ -25,7 +25,6 @@ import uuid
 from datetime import timedelta
 from typing import Any
 
-from django.db import transaction
 from django.utils import timezone
 from django.utils.module_loading import import_string
 from rq.job import get_current_job
@@ -124,8 +123,7 @@ class RQBackend(BaseTaskBackend):
             task_func_path(task), list(args), dict(kwargs), queue=task.queue_name, retries=self.retries,
             timeout=self.timeout, delay=delay,
         )
-        record.save(force_insert=True)
-        transaction.on_commit(lambda: api.push(record))
+        api.save_and_push([record])
         result = self._to_result(record, task, attempts=[])
         task_enqueued.send(type(self), task_result=result)
         return result
