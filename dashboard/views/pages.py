@@ -40,6 +40,12 @@ def read_queues(now) -> tuple[list[stats.QueueStats], str]:
     return queues, error
 
 
+def count_workers(queues: list[stats.QueueStats], workers: list[stats.WorkerInfo] | None) -> None:
+    """Set each queue's number of live (not stale) workers listening to it."""
+    for queue in queues:
+        queue.workers = sum(1 for w in workers or [] if queue.name in w.queues and not w.stale)
+
+
 def _minute_link(slot, state) -> str:
     return jobs_url(state=state, on="finished", since=f"{slot.start:%Y-%m-%dT%H:%M:%S}",
                     until=f"{slot.end:%Y-%m-%dT%H:%M:%S}")
@@ -57,8 +63,7 @@ def overview(request):
     if "overview-live" in wanted:
         queues, redis_error = read_queues(now)
         workers, workers_error = read_workers()
-        for queue in queues:
-            queue.workers = sum(1 for w in workers or [] if queue.name in w.queues and not w.stale)
+        count_workers(queues, workers)
         context.update({
             "counts": stats.state_counts(queues), "queues": queues, "workers": workers,
             "redis_error": redis_error or workers_error, "warnings": warnings(queues, workers, now),

@@ -18,7 +18,7 @@ from .. import charts
 from ..access import operator_required, viewer_required
 from ..health import jobs_url
 from .base import acted, render_fragment, render_page, rendered_regions
-from .pages import read_queues, read_workers
+from .pages import count_workers, read_queues, read_workers
 
 # window name → (span, bucket size)
 WINDOWS = {"hour": (timedelta(hours=1), timedelta(minutes=1)), "day": (timedelta(days=1), timedelta(minutes=20))}
@@ -63,9 +63,7 @@ def queue_list(request):
     context = {"error": error, "window": window, "windows": list(WINDOWS)}
     if "queue-table" in wanted:
         queues, context["redis_error"] = read_queues(now)
-        workers, _ = read_workers()
-        for queue in queues:
-            queue.workers = sum(1 for w in workers or [] if queue.name in w.queues and not w.stale)
+        count_workers(queues, read_workers()[0])
         context["queues"] = queues
     if "queue-charts" in wanted:
         context["charts"] = queue_charts(window, now)
