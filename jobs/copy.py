@@ -77,10 +77,22 @@ def insert_many(model: type[models.Model], objs: Sequence[models.Model], batch_s
     table = connection.ops.quote_name(model._meta.db_table)
     columns = ", ".join(connection.ops.quote_name(f.column) for f in fields)
     with connection.cursor() as cursor:
-        cursor.execute("SELECT attname, atttypid::int FROM pg_attribute WHERE attrelid = %s::regclass AND attnum > 0",
-                       [model._meta.db_table])
-        types = dict(cursor.fetchall())
+        types = _column_types(cursor, model._meta.db_table)
         with cursor.cursor.copy(f"COPY {table} ({columns}) FROM STDIN (FORMAT BINARY)") as copy:
             copy.set_types([types[f.column] for f in fields])
             for obj in objs:
                 copy.write_row(row(obj))
+
+
+_column_types_cache: dict[str, dict[str, int]] = {}
+
+
+def _column_types(cursor, table: str) -> dict[str, int]:
+    """Column name → type OID, which a binary COPY needs; read once per table and process
+    (the model's columns are built-in types, whose OIDs are the same in every database)."""
+    if table not in _column_types_cache:
+        cursor.execute("SELECT attname, atttypid::int FROM pg_attribute WHERE attrelid = %s::regclass AND attnum > 0",
+                       [table])
+        _column_types_cache[table] = dict(cursor.fetchall())
+    return _column_types_cache[table]
+
