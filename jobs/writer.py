@@ -6,11 +6,12 @@ its own, so no job waits for the database. The contract:
 
 - **Order.** One thread performs the writes first in, first out: a job's start lands
   before its end, and a job's end before the start of the next job this worker takes.
-- **Batches.** The thread lingers LINGER_SECONDS after a write arrives, then takes all that
-  queued meanwhile. On PostgreSQL the writes that are one statement each in the common case
-  (a start, a completion) go together in one round trip and one transaction, as prepared
-  statements (jobs.fastpath: collect, run, replay); each ends exactly as if written alone.
-  A batch that fails is written again one write at a time, so one bad write costs only itself.
+- **Batches.** When a write arrives to an idle thread, the thread lingers LINGER_SECONDS,
+  then takes all that queued meanwhile; a backlog it takes at once, MAX_BATCH at a time.
+  On PostgreSQL the writes that are one statement each in the common case (a start, a
+  completion) go together in one round trip and one transaction, as prepared statements
+  (jobs.fastpath: collect, run, replay); each ends exactly as if written alone. A batch
+  that fails is written again one write at a time, so one bad write costs only itself.
 - **Flush.** `flush()` returns once every write handed over before it has been performed
   (or has failed). The worker flushes before it exits (a `--burst` worker has written
   every row when it returns; so has a warm shutdown) and after each failed attempt, so a
@@ -138,14 +139,14 @@ class RowWriter:
         try:
             while True:
                 items = [self._queue.get()]
-                if isinstance(items[0], Write):
+                self._take_queued(items)
+                # Linger only for a batch still to fill: a backlog is written at once, batch
+                # after batch (a linger per batch would cap the worker at MAX_BATCH writes per
+                # LINGER_SECONDS), and a flush or stop waiting in the batch is never held up.
+                if len(items) < MAX_BATCH and all(isinstance(item, Write) for item in items):
                     self._hurry.wait(LINGER_SECONDS)
+                    self._take_queued(items)
                 self._hurry.clear()
-                while len(items) < MAX_BATCH:
-                    try:
-                        items.append(self._queue.get_nowait())
-                    except queue.Empty:
-                        break
                 try:
                     if not self._perform(items):
                         return
@@ -156,6 +157,14 @@ class RowWriter:
                             item.set()
         finally:
             connections.close_all()  # this thread's own connection
+
+    def _take_queued(self, items: list) -> None:
+        """Append what is queued now, up to MAX_BATCH items, without waiting."""
+        while len(items) < MAX_BATCH:
+            try:
+                items.append(self._queue.get_nowait())
+            except queue.Empty:
+                return
 
     def _perform(self, items: list) -> bool:
         """Perform writes and flush marks in order; False once told to stop."""

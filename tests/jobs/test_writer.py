@@ -11,6 +11,7 @@ from django.utils import timezone
 from rq.job import Job, JobStatus
 
 from jobs import api, demo, fastpath
+from jobs import writer as writer_module
 from jobs.models import AuditEntry, BackgroundTaskRecord, Status
 from jobs.writer import RowWriter, Write
 from tests.conftest import wait_for
@@ -62,6 +63,21 @@ def test_writes_run_in_submission_order_and_flush_waits_for_them():
     assert writer.flush(30)
     assert done == list(range(200))
     assert writer.close()
+
+
+def test_a_backlog_is_written_batch_after_batch_without_lingering(monkeypatch):
+    """The linger gathers writes for an idle thread; a thread that is behind must not wait
+    before each batch (that capped a fast SimpleWorker at MAX_BATCH writes a linger)."""
+    monkeypatch.setattr(writer_module, "LINGER_SECONDS", 60)
+    writer = RowWriter()
+    done: list[int] = []
+    backlog = 3 * writer_module.MAX_BATCH  # three full batches: none of them has a reason to linger
+    for number in range(backlog):
+        writer._queue.put(Write("append", "-", functools.partial(done.append, number)))
+    writer._ensure_thread()
+    wait_for(lambda: len(done) == backlog, timeout=20, message="the backlog, without a 60 s linger")
+    assert done == list(range(backlog))
+    assert writer.close(10)
 
 
 def test_a_batch_writes_each_transition_as_if_alone(monkeypatch):
