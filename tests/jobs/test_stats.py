@@ -69,3 +69,48 @@ def test_a_stale_sample_is_ignored():
     QueueSample.objects.create(taken_at=timezone.now() - timedelta(hours=1), queue_name="default",
                                completed_total=1000)
     assert stats.completed_counts() == {"default": 1}
+
+
+def test_workers_read_in_a_few_round_trips_match_what_rq_reads(redis_conn, monkeypatch):
+    """stats.workers() pipelines what RQ's Worker.all() reads one worker at a time, and
+    agrees with it: fields, the current job, a stale execution, a worker that died unregistered."""
+    from rq import Queue, Worker
+    from rq.executions import WORKER_EXECUTIONS_KEY_TEMPLATE, Execution
+
+    queues = [Queue(name, connection=redis_conn) for name in ("high", "default")]
+    idle = Worker(queues, connection=redis_conn, name="idle-worker")
+    busy = Worker(queues[1:], connection=redis_conn, name="busy-worker")
+    for worker in (idle, busy):
+        worker.register_birth()
+        worker.heartbeat()
+    job = queues[1].enqueue("jobs.demo.noop")
+    with redis_conn.pipeline() as pipe:
+        Execution.create(job, ttl=60, pipeline=pipe, worker_name=busy.name)
+        pipe.execute()
+    busy.set_state("busy")
+    # An index member whose execution hash expired, and a registered worker whose hash is gone.
+    redis_conn.sadd(WORKER_EXECUTIONS_KEY_TEMPLATE.format(idle.name), f"{job.id}:expired-execution")
+    redis_conn.sadd("rq:workers", "rq:worker:died-unregistered")
+
+    calls = []
+    original = type(redis_conn).execute_command  # a pipeline's commands do not pass through it
+    monkeypatch.setattr(type(redis_conn), "execute_command",
+                        lambda self, *args, **kwargs: calls.append(args[0]) or original(self, *args, **kwargs))
+    infos = stats.workers()
+    monkeypatch.undo()
+    assert len(calls) == 1, "the registry is one call; the rest are pipelines"
+
+    expected = {w.name: w for w in Worker.all(connection=redis_conn)}
+    assert [i.name for i in infos] == sorted(expected) == ["busy-worker", "idle-worker"]
+    for info in infos:
+        worker = expected[info.name]
+        assert (info.hostname, info.pid, info.queues, info.state) == (
+            worker.hostname, worker.pid, worker.queue_names(), worker.get_state())
+        assert (info.last_heartbeat_at, info.birth_at) == (worker.last_heartbeat, worker.birth_date)
+        assert (info.successful_count, info.failed_count, info.working_seconds) == (
+            worker.successful_job_count, worker.failed_job_count, worker.total_working_time)
+        assert not info.stale and info.heartbeat_age_seconds is not None
+    by_name = {i.name: i for i in infos}
+    assert by_name["busy-worker"].current_job_id == job.id == expected["busy-worker"].get_current_job_id()
+    assert by_name["idle-worker"].current_job_id is None
+    assert by_name["busy-worker"].state == "busy"
