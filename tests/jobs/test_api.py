@@ -40,6 +40,43 @@ def test_rolled_back_transaction_runs_nothing(redis_conn, drain):
     assert not BackgroundTaskRecord.objects.exists()
 
 
+def test_jobs_enqueued_in_one_transaction_reach_redis_in_one_call_at_commit(redis_conn, monkeypatch):
+    from jobs import push
+
+    calls = []
+    write_chunk = push._write_chunk
+    monkeypatch.setattr(push, "_write_chunk", lambda queue, records: calls.append(len(records))
+                        or write_chunk(queue, records))
+    with transaction.atomic():
+        records = [api.enqueue(demo.add, i, i) for i in range(30)]
+        assert calls == [], "pushed before commit"
+    assert calls == [30]
+    assert get_queue("default").get_job_ids() == [str(r.pk) for r in records], "in enqueue order"
+
+
+def test_a_rolled_back_savepoint_pushes_none_of_its_jobs_and_all_the_others(redis_conn):
+    """Consecutive enqueues share one on-commit push; savepoints keep Django's on_commit rules."""
+    others: list[str] = []
+    with transaction.atomic():
+        before = api.enqueue(demo.noop)
+        with pytest.raises(RuntimeError):
+            with transaction.atomic():
+                inner = [api.enqueue(demo.noop) for _ in range(3)]
+                raise RuntimeError("roll back the savepoint")
+        kept_savepoint = []
+        with transaction.atomic():
+            kept_savepoint.append(api.enqueue(demo.noop))
+        after = api.enqueue(demo.noop)
+        transaction.on_commit(lambda: others.append(",".join(get_queue("default").get_job_ids())))
+        last = api.enqueue(demo.noop)
+    pushed = get_queue("default").get_job_ids()
+    assert pushed == [str(r.pk) for r in (before, *kept_savepoint, after, last)]
+    assert not any(Job.exists(str(r.pk), connection=redis_conn) for r in inner)
+    assert not BackgroundTaskRecord.objects.filter(pk__in=[r.pk for r in inner]).exists()
+    # A callback registered between two enqueues still runs between their pushes.
+    assert others == [",".join(pushed[:-1])]
+
+
 @pytest.mark.parametrize("args, kwargs, named", [
     (({1, 2},), {}, "positional argument 0 (set)"),
     ((1, object()), {}, "positional argument 1 (object)"),
