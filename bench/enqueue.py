@@ -9,7 +9,8 @@ DEBUG is off, as in production (DEBUG keeps every query in memory).
 - `jobs.api.enqueue (autocommit)`: as a script or a view without a transaction calls it:
   one INSERT, committed (a durable WAL flush), then the push to Redis.
 - `jobs.api.enqueue (in a transaction)`: N calls inside one `transaction.atomic()`, as a
-  view that writes other rows too: the INSERTs, then one commit and the N pushes.
+  loop or a view that enqueues several jobs: the INSERTs, then one commit and one Redis call
+  for all N (consecutive enqueues share one on-commit push, PUSH_CHUNK jobs a call).
 - `row only: INSERT + commit`: what the autocommit variant pays before it touches Redis,
   the part plain RQ (Redis without persistence) never pays; on PostgreSQL also with
   `synchronous_commit` off, to show what the WAL flush of that commit costs (jobs.api
