@@ -11,6 +11,10 @@ OFF` sent in the same query string, which PostgreSQL runs as one implicit transa
 a job's bookkeeping does not wait for a WAL flush. If the database crashes before such a
 write is durable, the reconciler rewrites it from what Redis holds.
 
+A start and its completion that reach the writer together (the job was shorter than the
+writer's linger) are one statement as well (`run_attempt`): the row is written once, in its
+final state, instead of twice, which halves PostgreSQL's index work per short job.
+
 Only the common case takes this path. Whenever the statement changes no row (a cancel is
 pending, the state does not allow it, a repeat, no attempt is open), the model's ORM method
 decides, exactly as on other databases; the models stay the one home of the rules.
@@ -104,6 +108,44 @@ def _close_sql(model, field_names: tuple[str, ...], allowed_count: int, attempt_
      RETURNING 1
     )
     SELECT (SELECT count(*) FROM rec), (SELECT count(*) FROM att)
+    """
+
+
+def run_attempt(record, fields: dict, *, execution_id: str, worker_name: str, hostname: str, pid: int | None,
+                started_at: datetime) -> int | None:
+    """start_attempt and close_attempt(completed) in one statement, for a start and its end
+    written together: pending/running → completed (only if no cancel is pending), plus the
+    attempt row, already completed. The attempt's number, or None if it changed nothing."""
+    model = type(record)
+    values = [model._meta.get_field(name).get_db_prep_save(value, connection) for name, value in fields.items()]
+    started = [execution_id, worker_name, hostname, pid, started_at]
+    row = _run(_run_sql(model, tuple(fields)),
+               [*values, *started, record.pk, execution_id,  # rec
+                started_at,  # lost
+                execution_id, started_at, fields["finished_at"], worker_name, hostname, pid],  # the attempt
+               assumed=(0,), settled=lambda row: row is not None)
+    return row[0] if row else None
+
+
+@lru_cache(maxsize=4)
+def _run_sql(model, field_names: tuple[str, ...]) -> str:
+    quote = connection.ops.quote_name
+    columns = ", ".join(f"{quote(model._meta.get_field(name).column)} = %s" for name in field_names)
+    return f"""
+    WITH rec AS (
+        UPDATE {RECORDS}
+           SET {columns}, attempts = attempts + 1, execution_id = %s, worker_name = %s, hostname = %s,
+               pid = %s, started_at = %s
+         WHERE id = %s AND status IN ('pending', 'running') AND execution_id <> %s AND cancel_requested_at IS NULL
+     RETURNING id, attempts
+    ), lost AS (
+        UPDATE {ATTEMPTS} SET outcome = 'lost', finished_at = %s
+          FROM rec WHERE {ATTEMPTS}.record_id = rec.id AND {ATTEMPTS}.outcome = 'running'
+    )
+    INSERT INTO {ATTEMPTS} (record_id, number, execution_id, started_at, finished_at, worker_name, hostname, pid,
+                            outcome, error_type, error_message, traceback)
+    SELECT id, attempts, %s, %s, %s, %s, %s, %s, 'completed', '', '', '' FROM rec
+    RETURNING number
     """
 
 

@@ -213,12 +213,38 @@ class BackgroundTaskRecord(models.Model):
         finished_at = finished_at or timezone.now()
         if started_at is None:
             started_at = type(self).objects.filter(pk=self.pk).values_list("started_at", flat=True).first()
-        duration_ms = int((finished_at - started_at).total_seconds() * 1000) if started_at else None
-        fields = dict(status=Status.COMPLETED, result=result, finished_at=finished_at,
-                      duration_ms=max(duration_ms, 0) if duration_ms is not None else None,
-                      scheduled_for=None, error_type="", error_message="", traceback="",
-                      progress=1.0, cancel_requested_at=None)
+        fields = self._completed_fields(result, finished_at, started_at)
         return self._close(fields, TaskAttempt.Outcome.COMPLETED, finished_at, started_at or finished_at)
+
+    @staticmethod
+    def _completed_fields(result, finished_at: datetime, started_at: datetime | None) -> dict:
+        duration_ms = int((finished_at - started_at).total_seconds() * 1000) if started_at else None
+        return dict(status=Status.COMPLETED, result=result, finished_at=finished_at,
+                    duration_ms=max(duration_ms, 0) if duration_ms is not None else None,
+                    scheduled_for=None, error_type="", error_message="", traceback="",
+                    progress=1.0, cancel_requested_at=None)
+
+    def mark_ran(self, start: dict, completion: dict) -> bool:
+        """A start and its completion written together (the job ended before its worker wrote
+        the start): the same end as ``mark_running(**start)`` then ``mark_completed(**completion)``.
+
+        On PostgreSQL the common case (the start not yet recorded, no cancel pending) is one
+        statement, one row version instead of two; anything else takes exactly those two calls.
+        """
+        if fastpath.enabled():
+            finished_at = completion["finished_at"]
+            fields = {**self._completed_fields(completion.get("result"), finished_at,
+                                               completion.get("started_at") or start["started_at"]),
+                      "updated_at": timezone.now()}
+            number = fastpath.run_attempt(self, fields, **start)
+            if number is not None:
+                for name, value in fields.items():
+                    setattr(self, name, value)
+                self.attempts, self.execution_id, self.started_at = number, start["execution_id"], start["started_at"]
+                self.worker_name, self.hostname, self.pid = start["worker_name"], start["hostname"], start["pid"]
+                return True
+        self.mark_running(**start)
+        return self.mark_completed(**completion)
 
     def mark_failed(self, *, error_type: str, error_message: str, traceback: str = "",
                     finished_at: datetime | None = None) -> bool:

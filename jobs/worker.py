@@ -129,6 +129,23 @@ def _apply_status_by_id(job_id: str, status: JobStatus | None, **outcome) -> boo
     return apply_status(BackgroundTaskRecord(pk=job_id), status, **outcome)
 
 
+def _mark_ran_by_id(job_id: str, start: dict, completion: dict) -> bool:
+    return BackgroundTaskRecord(pk=job_id).mark_ran(start, completion)
+
+
+def _join_start_and_completion(start: Write, end: Write) -> Write | None:
+    """A job's start and its completion in one batch, as one write (mark_ran); None for any
+    other pair (a failure, a retry: those keep their own writes)."""
+    call = end.call
+    if not (isinstance(call, functools.partial) and call.func is _apply_status_by_id
+            and call.args[1:] == (JobStatus.FINISHED,) and call.keywords.get("started_at") is not None):
+        return None
+    completion = {"result": capped_result(call.keywords.get("result")), "finished_at": call.keywords["finished_at"],
+                  "started_at": call.keywords["started_at"]}
+    joined = functools.partial(_mark_ran_by_id, start.job_id, start.call.keywords, completion)
+    return Write("start and outcome", start.job_id, joined, batchable=True)
+
+
 class TrackingMixin:
     """Keeps each job's BackgroundTaskRecord in step with RQ, attempt by attempt.
 
@@ -244,7 +261,7 @@ class TrackingMixin:
     def _hand_start(self, job: Job, execution_id: str, pid: int | None, started_at) -> None:
         call = functools.partial(_mark_running_by_id, job.id, execution_id=execution_id, worker_name=self.name,
                                  hostname=HOSTNAME, pid=pid, started_at=started_at)
-        self.rows.submit(Write("start", job.id, call, batchable=True))
+        self.rows.submit(Write("start", job.id, call, batchable=True, join=_join_start_and_completion))
 
 
 class Worker(TrackingMixin, rq.Worker):

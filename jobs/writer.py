@@ -8,6 +8,8 @@ its own, so no job waits for the database. The contract:
   before its end, and a job's end before the start of the next job this worker takes.
 - **Batches.** When a write arrives to an idle thread, the thread lingers LINGER_SECONDS,
   then takes all that queued meanwhile; a backlog it takes at once, MAX_BATCH at a time.
+  A write may join its job's next write in the batch (a job's start and its completion
+  become one statement: one row version instead of two).
   On PostgreSQL the writes that are one statement each in the common case (a start, a
   completion) go together in one round trip and one transaction, as prepared statements
   (jobs.fastpath: collect, run, replay); each ends exactly as if written alone. A batch
@@ -82,6 +84,8 @@ class Write:
     job_id: str
     call: Callable[[], object]
     batchable: bool = False
+    # Given the next write of the same job in the same batch, one write doing both, or None.
+    join: Callable[[Write, Write], Write | None] | None = None
 
     def run_safely(self) -> bool:
         return write_safely(self.what, self.job_id, self.call)
@@ -192,6 +196,7 @@ class RowWriter:
             for write in writes:
                 write.run_safely()
             return
+        writes = _joined(writes)
         try:
             spans = []
             with fastpath.collecting() as statements:
@@ -212,3 +217,22 @@ class RowWriter:
                 # Not the common case: the model method decides, given what its statement did.
                 with fastpath.replaying(rows[first:end]):
                     write.run_safely()
+
+
+def _joined(writes: list[Write]) -> list[Write]:
+    """The batch with each write that can join its job's next write (a start and its end,
+    when the job was shorter than the linger) replaced, at its place, by the joined write."""
+    joined: list[Write] = []
+    waiting: dict[str, int] = {}  # job id → index in `joined` of its write that may join
+    for write in writes:
+        index = waiting.pop(write.job_id, None)
+        if index is not None:
+            earlier = joined[index]
+            both = earlier.join(earlier, write) if earlier.join else None
+            if both is not None:
+                joined[index] = both
+                continue
+        if write.join is not None:
+            waiting[write.job_id] = len(joined)
+        joined.append(write)
+    return joined

@@ -126,6 +126,61 @@ def test_a_batch_writes_each_transition_as_if_alone(monkeypatch):
         assert max(batches) >= 2, "the writes shared a round trip"
 
 
+def test_a_start_and_its_completion_in_one_batch_are_one_write_with_the_same_end(monkeypatch):
+    """A job shorter than the linger: its start and completion become one statement
+    (mark_ran). Any case that statement does not settle ends exactly as two writes would."""
+    from jobs.worker import _apply_status_by_id, _join_start_and_completion, _mark_running_by_id
+
+    batches: list[int] = []
+    run_collected = fastpath.run_collected
+    monkeypatch.setattr(fastpath, "run_collected", lambda statements: batches.append(len(statements))
+                        or run_collected(statements))
+    plain, cancelling, retried, failing = [BackgroundTaskRecord.objects.create(func_path="jobs.demo.noop")
+                                           for _ in range(4)]
+    BackgroundTaskRecord.objects.filter(pk=cancelling.pk).update(cancel_requested_at=timezone.now())
+    now = timezone.now()
+    writer = RowWriter()
+    release = threading.Event()
+    writer.submit(Write("hold", "-", lambda: release.wait(10)))
+
+    def start(record, execution="e"):
+        call = functools.partial(_mark_running_by_id, str(record.pk), execution_id=f"{execution}-{record.pk}",
+                                 worker_name="w", hostname="h", pid=1, started_at=now)
+        writer.submit(Write("start", str(record.pk), call, batchable=True, join=_join_start_and_completion))
+
+    def end(record, status=JobStatus.FINISHED):
+        call = functools.partial(_apply_status_by_id, str(record.pk), status, timeout=180, started_at=now,
+                                 finished_at=now, result={"n": 7}, exc_string="ValueError: no", retry_at=None)
+        writer.submit(Write("outcome", str(record.pk), call, batchable=status == JobStatus.FINISHED))
+
+    for record in (plain, cancelling):
+        start(record)
+        end(record)
+    start(retried, "first")  # an earlier attempt whose end was never written
+    start(retried, "second")
+    end(retried)
+    start(failing)
+    end(failing, JobStatus.FAILED)
+    release.set()
+    assert writer.close(30)
+
+    plain, cancelling, retried, failing = (fresh(r) for r in (plain, cancelling, retried, failing))
+    assert (plain.status, plain.result, plain.attempts, plain.duration_ms) == (Status.COMPLETED, {"n": 7}, 1, 0)
+    assert (plain.execution_id, plain.worker_name, plain.started_at, plain.finished_at) == (
+        f"e-{plain.pk}", "w", now, now)
+    assert list(plain.attempt_set.values_list("number", "outcome", "execution_id")) == [
+        (1, "completed", f"e-{plain.pk}")]
+    assert cancelling.status == Status.COMPLETED and cancelling.cancel_requested_at is None
+    assert AuditEntry.objects.get(record_id=cancelling.pk).outcome == "too-late"
+    assert list(retried.attempt_set.order_by("number").values_list("outcome", flat=True)) == ["lost", "completed"]
+    assert (retried.status, retried.attempts) == (Status.COMPLETED, 2)
+    assert (failing.status, failing.error_type, failing.attempts) == (Status.FAILED, "ValueError", 1)
+    if connection.vendor == "postgresql":
+        # plain, cancelling and the second start of `retried` joined their ends: 3 statements,
+        # plus the first start of `retried` and the start of `failing` (its end is written alone).
+        assert batches == [5]
+
+
 def test_a_forked_child_writes_inline_and_never_touches_the_queue(tmp_path):
     """A work horse is forked while the writer thread may hold its queue's lock."""
     writer = RowWriter()
