@@ -273,8 +273,9 @@ class Worker(TrackingMixin, rq.Worker):
             return
         self._failure = None
         execution = self.prepare_execution(job)
+        started_at = timezone.now()  # before the fork: a quick horse may end before the fork returns here
         self.fork_work_horse(job, queue)
-        self._hand_start(job, execution.id, self.horse_pid, timezone.now())
+        self._hand_start(job, execution.id, self.horse_pid, started_at)
         self.monitor_work_horse(job, queue, execution)
         self._record_end(job)
         self.set_state(WorkerStatus.IDLE)
