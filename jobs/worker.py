@@ -31,6 +31,7 @@ from rq.results import Result
 from rq.worker import WorkerStatus
 
 from .conf import jobs_setting
+from .connection import REDIS_ERRORS
 from .models import BackgroundTaskRecord
 from .writer import RowWriter, Write, write_safely
 
@@ -40,6 +41,8 @@ PAUSED_KEY = "jobdeck:paused-queues"
 PAUSE_POLL_SECONDS = 5
 # How long a worker trusts its last read of the paused queues (one Redis call less per job).
 PAUSE_CACHE_SECONDS = 1
+# How long an idle worker waits before it tries an unreachable Redis again.
+REDIS_RETRY_SECONDS = 1
 FAILURE_KEY = "jobdeck:failure:{}"
 # Connections a work horse inherited and must neither use nor close (see Worker.main_work_horse).
 _INHERITED: list = []
@@ -196,15 +199,40 @@ class TrackingMixin:
         deadline = None if max_idle_time is None else time.monotonic() + max_idle_time
         while True:
             with self._unpaused_queues() as any_open:
-                if any_open:
-                    result = super().dequeue_job_and_maintain_ttl(PAUSE_POLL_SECONDS, PAUSE_POLL_SECONDS)
-                    if result is not None:
-                        return result
-                else:
-                    self.heartbeat()
-                    time.sleep(PAUSE_POLL_SECONDS)
+                try:
+                    if any_open:
+                        result = super().dequeue_job_and_maintain_ttl(PAUSE_POLL_SECONDS, PAUSE_POLL_SECONDS)
+                        if result is not None:
+                            return result
+                    else:
+                        self.heartbeat()
+                        time.sleep(PAUSE_POLL_SECONDS)
+                except REDIS_ERRORS as exc:
+                    # RQ retries a lost Redis inside its blocking wait, not in the calls around
+                    # it (its set_state, a heartbeat): an outage that begins between two waits
+                    # must not end the worker either.
+                    self._redis_unreachable("waiting for jobs", exc)
+                    time.sleep(REDIS_RETRY_SECONDS)
             if self._stop_requested or (deadline is not None and time.monotonic() >= deadline):
                 return None
+
+    # Between jobs RQ's loop reads Redis in two more places, and ends the worker on any error
+    # there: the suspension flag and the maintenance tasks (run first at start-up, right after
+    # the worker registers). With Redis away, skip them; the wait for jobs waits for Redis.
+    def check_for_suspension(self, burst: bool) -> None:
+        try:
+            super().check_for_suspension(burst)
+        except REDIS_ERRORS as exc:
+            self._redis_unreachable("reading the suspension flag", exc)
+
+    def run_maintenance_tasks(self):
+        try:
+            super().run_maintenance_tasks()
+        except REDIS_ERRORS as exc:  # not done: due again on the next pass
+            self._redis_unreachable("running maintenance", exc)
+
+    def _redis_unreachable(self, doing: str, exc: Exception) -> None:
+        logger.warning("worker %s: Redis unreachable while %s (%s); retrying", self.name, doing, exc)
 
     @contextlib.contextmanager
     def _unpaused_queues(self):

@@ -263,3 +263,41 @@ def test_results_and_errors_no_column_can_hold_are_stored_readably(drain):
     assert fresh(ok).status == Status.COMPLETED and ok.result["text"].startswith("before\ufffdafter")
     assert fresh(bad).status == Status.FAILED and "\x00" not in bad.error_message
     assert bad.error_message.startswith("bad byte \ufffd here") and "\x00" not in bad.traceback
+
+
+def test_an_idle_worker_outlives_redis_going_away_between_its_waits(private_redis, monkeypatch):
+    """RQ retries a lost Redis only inside its blocking wait; the calls around it (the
+    suspension flag, maintenance at start-up, the idle state before each wait) used to end
+    the worker. A fault run caught it: Redis killed just after the workers registered."""
+    from redis import Redis
+    from rq import Queue
+
+    from jobs import worker as worker_module
+    from jobs.redis_server import RedisServer
+    from jobs.worker import Worker
+
+    monkeypatch.setattr(worker_module, "REDIS_RETRY_SECONDS", 0.2)
+    connection = Redis.from_url(private_redis.url)
+    queue = Queue("default", connection=connection)
+    worker = Worker([queue], connection=connection, name="outage-worker")
+    worker.register_birth()
+    private_redis.kill()
+    private_redis.stop()
+
+    worker.check_for_suspension(False)  # neither raises while Redis is away
+    worker.run_maintenance_tasks()
+    assert worker.last_cleaned_at is None, "maintenance is still due"
+    got: list = []
+    waiting = threading.Thread(target=lambda: got.append(worker.dequeue_job_and_maintain_ttl(30)), daemon=True)
+    waiting.start()
+    waiting.join(1.5)
+    assert waiting.is_alive(), "still waiting for Redis"
+
+    server = RedisServer(port=private_redis.port).start()
+    try:
+        job = Queue("default", connection=connection).enqueue("jobs.demo.noop")
+        waiting.join(30)
+        assert got and got[0][0].id == job.id
+    finally:
+        worker.register_death()
+        server.stop()
