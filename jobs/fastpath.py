@@ -12,7 +12,7 @@ a job's bookkeeping does not wait for a WAL flush. If the database crashes befor
 write is durable, the reconciler rewrites it from what Redis holds.
 
 A start and its completion that reach the writer together (the job was shorter than the
-writer's linger) are one statement as well (`run_attempt`): the row is written once, in its
+writer's linger) are one statement as well (`open_attempt(closes=True)`): the row is written once, in its
 final state, instead of twice, which halves PostgreSQL's index work per short job.
 
 Only the common case takes this path. Whenever the statement changes no row (a cancel is
@@ -45,37 +45,52 @@ ATTEMPTS = "jobs_taskattempt"
 
 RELAXED = "SET LOCAL synchronous_commit TO OFF; "
 
-START = f"""
-WITH rec AS (
-    UPDATE {RECORDS}
-       SET status = 'running', attempts = attempts + 1, execution_id = %(execution_id)s,
-           worker_name = %(worker_name)s, hostname = %(hostname)s, pid = %(pid)s,
-           started_at = %(started_at)s, finished_at = NULL, scheduled_for = NULL, updated_at = %(now)s
-     WHERE id = %(id)s AND status IN ('pending', 'running') AND execution_id <> %(execution_id)s
- RETURNING id, attempts
-), lost AS (
-    UPDATE {ATTEMPTS} SET outcome = 'lost', finished_at = %(started_at)s
-      FROM rec WHERE {ATTEMPTS}.record_id = rec.id AND {ATTEMPTS}.outcome = 'running'
-)
-INSERT INTO {ATTEMPTS} (record_id, number, execution_id, started_at, finished_at, worker_name, hostname, pid,
-                        outcome, error_type, error_message, traceback)
-SELECT id, attempts, %(execution_id)s, %(started_at)s, NULL, %(worker_name)s, %(hostname)s, %(pid)s,
-       'running', '', '', '' FROM rec
-RETURNING number
-"""
-
 
 def enabled() -> bool:
     return connection.vendor == "postgresql"
 
 
-def start_attempt(record, *, execution_id: str, worker_name: str, hostname: str, pid: int | None,
-                  started_at: datetime, now: datetime) -> int | None:
-    """pending/running → running plus a new attempt row, in one statement; the attempt's number, or None."""
-    row = _run(START, {"id": record.pk, "execution_id": execution_id, "worker_name": worker_name,
-                       "hostname": hostname, "pid": pid, "started_at": started_at, "now": now},
-               assumed=(0,), settled=lambda row: row is not None)
+def open_attempt(record, fields: dict, *, closes: bool = False, execution_id: str, worker_name: str,
+                 hostname: str, pid: int | None, started_at: datetime) -> int | None:
+    """pending/running (not this execution already) → `fields` plus a new attempt, in one
+    statement: an attempt left running is marked lost, and the new one goes in running, or, if
+    it `closes` (a start and its completion written together, only while no cancel is pending),
+    already completed. The new attempt's number, or None if it changed nothing."""
+    model = type(record)
+    params = {f"f_{name}": model._meta.get_field(name).get_db_prep_save(value, connection)
+              for name, value in fields.items()}
+    params.update(id=record.pk, execution_id=execution_id, worker_name=worker_name, hostname=hostname, pid=pid,
+                  started_at=started_at)
+    if closes:
+        params["finished_at"] = fields["finished_at"]
+    row = _run(_open_sql(model, tuple(fields), closes), params, assumed=(0,), settled=lambda row: row is not None)
     return row[0] if row else None
+
+
+@lru_cache(maxsize=4)
+def _open_sql(model, field_names: tuple[str, ...], closes: bool) -> str:
+    quote = connection.ops.quote_name
+    columns = "".join(f", {quote(model._meta.get_field(name).column)} = %(f_{name})s" for name in field_names)
+    # A start goes ahead while a cancel is pending (the close that follows settles the cancel);
+    # a start that also closes does not: the ORM path writes how that cancel ended.
+    unless_cancelling = " AND cancel_requested_at IS NULL" if closes else ""
+    return f"""
+    WITH rec AS (
+        UPDATE {RECORDS}
+           SET attempts = attempts + 1, execution_id = %(execution_id)s, worker_name = %(worker_name)s,
+               hostname = %(hostname)s, pid = %(pid)s, started_at = %(started_at)s{columns}
+         WHERE id = %(id)s AND status IN ('pending', 'running') AND execution_id <> %(execution_id)s{unless_cancelling}
+     RETURNING id, attempts
+    ), lost AS (
+        UPDATE {ATTEMPTS} SET outcome = 'lost', finished_at = %(started_at)s
+          FROM rec WHERE {ATTEMPTS}.record_id = rec.id AND {ATTEMPTS}.outcome = 'running'
+    )
+    INSERT INTO {ATTEMPTS} (record_id, number, execution_id, started_at, finished_at, worker_name, hostname, pid,
+                            outcome, error_type, error_message, traceback)
+    SELECT id, attempts, %(execution_id)s, %(started_at)s, {"%(finished_at)s" if closes else "NULL"},
+           %(worker_name)s, %(hostname)s, %(pid)s, '{"completed" if closes else "running"}', '', '', '' FROM rec
+    RETURNING number
+    """
 
 
 def close_attempt(record, allowed: tuple[str, ...], fields: dict, attempt: dict) -> tuple[int, int]:
@@ -108,44 +123,6 @@ def _close_sql(model, field_names: tuple[str, ...], allowed_count: int, attempt_
      RETURNING 1
     )
     SELECT (SELECT count(*) FROM rec), (SELECT count(*) FROM att)
-    """
-
-
-def run_attempt(record, fields: dict, *, execution_id: str, worker_name: str, hostname: str, pid: int | None,
-                started_at: datetime) -> int | None:
-    """start_attempt and close_attempt(completed) in one statement, for a start and its end
-    written together: pending/running → completed (only if no cancel is pending), plus the
-    attempt row, already completed. The attempt's number, or None if it changed nothing."""
-    model = type(record)
-    values = [model._meta.get_field(name).get_db_prep_save(value, connection) for name, value in fields.items()]
-    started = [execution_id, worker_name, hostname, pid, started_at]
-    row = _run(_run_sql(model, tuple(fields)),
-               [*values, *started, record.pk, execution_id,  # rec
-                started_at,  # lost
-                execution_id, started_at, fields["finished_at"], worker_name, hostname, pid],  # the attempt
-               assumed=(0,), settled=lambda row: row is not None)
-    return row[0] if row else None
-
-
-@lru_cache(maxsize=4)
-def _run_sql(model, field_names: tuple[str, ...]) -> str:
-    quote = connection.ops.quote_name
-    columns = ", ".join(f"{quote(model._meta.get_field(name).column)} = %s" for name in field_names)
-    return f"""
-    WITH rec AS (
-        UPDATE {RECORDS}
-           SET {columns}, attempts = attempts + 1, execution_id = %s, worker_name = %s, hostname = %s,
-               pid = %s, started_at = %s
-         WHERE id = %s AND status IN ('pending', 'running') AND execution_id <> %s AND cancel_requested_at IS NULL
-     RETURNING id, attempts
-    ), lost AS (
-        UPDATE {ATTEMPTS} SET outcome = 'lost', finished_at = %s
-          FROM rec WHERE {ATTEMPTS}.record_id = rec.id AND {ATTEMPTS}.outcome = 'running'
-    )
-    INSERT INTO {ATTEMPTS} (record_id, number, execution_id, started_at, finished_at, worker_name, hostname, pid,
-                            outcome, error_type, error_message, traceback)
-    SELECT id, attempts, %s, %s, %s, %s, %s, %s, 'completed', '', '', '' FROM rec
-    RETURNING number
     """
 
 

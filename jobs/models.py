@@ -177,15 +177,11 @@ class BackgroundTaskRecord(models.Model):
         """pending → running: count the attempt and open its attempt row. Idempotent per execution."""
         started_at = started_at or timezone.now()
         if fastpath.enabled():
-            now = timezone.now()
-            number = fastpath.start_attempt(self, execution_id=execution_id, worker_name=worker_name,
-                                            hostname=hostname, pid=pid, started_at=started_at, now=now)
-            if number is None:
-                return False
-            self.status, self.attempts, self.execution_id, self.started_at = (
-                Status.RUNNING, number, execution_id, started_at)
-            self.worker_name, self.hostname, self.pid, self.updated_at = worker_name, hostname, pid, now
-            return True
+            fields = {"status": Status.RUNNING, "finished_at": None, "scheduled_for": None,
+                      "updated_at": timezone.now()}
+            start = {"execution_id": execution_id, "worker_name": worker_name, "hostname": hostname, "pid": pid,
+                     "started_at": started_at}
+            return self._open_attempt_fast(fields, start)
         with transaction.atomic(savepoint=False):
             row = (type(self).objects.select_for_update()
                    .filter(pk=self.pk).values("status", "execution_id", "attempts").first())
@@ -236,15 +232,20 @@ class BackgroundTaskRecord(models.Model):
             fields = {**self._completed_fields(completion.get("result"), finished_at,
                                                completion.get("started_at") or start["started_at"]),
                       "updated_at": timezone.now()}
-            number = fastpath.run_attempt(self, fields, **start)
-            if number is not None:
-                for name, value in fields.items():
-                    setattr(self, name, value)
-                self.attempts, self.execution_id, self.started_at = number, start["execution_id"], start["started_at"]
-                self.worker_name, self.hostname, self.pid = start["worker_name"], start["hostname"], start["pid"]
+            if self._open_attempt_fast(fields, start, closes=True):
                 return True
         self.mark_running(**start)
         return self.mark_completed(**completion)
+
+    def _open_attempt_fast(self, fields: dict, start: dict, closes: bool = False) -> bool:
+        """PostgreSQL's one-statement start (jobs.fastpath.open_attempt); on success mirror it on self."""
+        number = fastpath.open_attempt(self, fields, closes=closes, **start)
+        if number is None:
+            return False
+        for name, value in {**fields, **start}.items():
+            setattr(self, name, value)
+        self.attempts = number
+        return True
 
     def mark_failed(self, *, error_type: str, error_message: str, traceback: str = "",
                     finished_at: datetime | None = None) -> bool:

@@ -8,12 +8,12 @@ its own, so no job waits for the database. The contract:
   before its end, and a job's end before the start of the next job this worker takes.
 - **Batches.** When a write arrives to an idle thread, the thread lingers LINGER_SECONDS,
   then takes all that queued meanwhile; a backlog it takes at once, MAX_BATCH at a time.
-  A write may join its job's next write in the batch (a job's start and its completion
-  become one statement: one row version instead of two).
   On PostgreSQL the writes that are one statement each in the common case (a start, a
   completion) go together in one round trip and one transaction, as prepared statements
-  (jobs.fastpath: collect, run, replay); each ends exactly as if written alone. A batch
-  that fails is written again one write at a time, so one bad write costs only itself.
+  (jobs.fastpath: collect, run, replay); each ends exactly as if written alone. There a
+  write may also join its job's next write in the batch (a job's start and its completion
+  become one statement: one row version instead of two). A batch that fails is written
+  again one write at a time, so one bad write costs only itself.
 - **Flush.** `flush()` returns once every write handed over before it has been performed
   (or has failed). The worker flushes before it exits (a `--burst` worker has written
   every row when it returns; so has a warm shutdown) and after each failed attempt, so a
@@ -227,8 +227,8 @@ def _joined(writes: list[Write]) -> list[Write]:
     for write in writes:
         index = waiting.pop(write.job_id, None)
         if index is not None:
-            earlier = joined[index]
-            both = earlier.join(earlier, write) if earlier.join else None
+            earlier = joined[index]  # only writes with a `join` wait here
+            both = earlier.join(earlier, write)
             if both is not None:
                 joined[index] = both
                 continue
