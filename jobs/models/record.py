@@ -1,4 +1,4 @@
-"""The durable job record, its attempts and the audit log.
+"""The durable job record.
 
 State changes have one home: the transition methods on BackgroundTaskRecord. Each is a
 conditional UPDATE (``WHERE id = … AND status IN (allowed)``), so repeating one, or
@@ -10,74 +10,15 @@ from __future__ import annotations
 import uuid
 from datetime import datetime
 
-from django.conf import settings
-from django.db import connection, models, transaction
+from django.db import models, transaction
 from django.db.models import Q
 from django.utils import timezone
 
-from . import fastpath
-
-
-class Status(models.TextChoices):
-    PENDING = "pending", "Pending"
-    RUNNING = "running", "Running"
-    COMPLETED = "completed", "Completed"
-    FAILED = "failed", "Failed"
-    CANCELLED = "cancelled", "Cancelled"
-
-
-ACTIVE_STATES = (Status.PENDING, Status.RUNNING)
-FINAL_STATES = (Status.COMPLETED, Status.FAILED, Status.CANCELLED)
-
-
-class RecordQuerySet(models.QuerySet):
-    def pending(self):
-        return self.filter(status=Status.PENDING)
-
-    def running(self):
-        return self.filter(status=Status.RUNNING)
-
-    def failed(self):
-        return self.filter(status=Status.FAILED)
-
-    def active(self):
-        return self.filter(status__in=ACTIVE_STATES)
-
-    def finished(self):
-        return self.filter(status__in=FINAL_STATES)
-
-    def ready(self, now: datetime | None = None):
-        """Pending and due: waiting for a worker (a scheduled job counts once its time came)."""
-        now = now or timezone.now()
-        return self.filter(Q(scheduled_for__isnull=True) | Q(scheduled_for__lte=now), status=Status.PENDING)
-
-    def scheduled(self, now: datetime | None = None):
-        """Pending but not due yet: a delayed job, or one waiting for its next automatic attempt."""
-        return self.filter(status=Status.PENDING, scheduled_for__gt=now or timezone.now())
-
-    def search(self, text: str):
-        """Rows whose id is `text`, or whose function, arguments or error contain it (any case).
-
-        On PostgreSQL the match runs on one expression that the trigram index
-        record_search_trgm covers (migration 0003), so a rare match does not scan the table.
-        """
-        try:
-            return self.filter(pk=uuid.UUID(text.strip()))
-        except ValueError:
-            pass
-        if connection.vendor == "postgresql":
-            return self.annotate(search_text=SearchText()).filter(search_text__contains=text.upper())
-        return self.filter(Q(func_path__icontains=text) | Q(args__icontains=text) | Q(kwargs__icontains=text)
-                           | Q(error_type__icontains=text) | Q(error_message__icontains=text))
-
-
-class SearchText(models.Func):
-    """UPPER(function, arguments and error as one text): the expression record_search_trgm indexes."""
-
-    template = ("UPPER(\"jobs_backgroundtaskrecord\".\"func_path\" || ' ' || \"jobs_backgroundtaskrecord\".\"args\"::text"
-                " || ' ' || \"jobs_backgroundtaskrecord\".\"kwargs\"::text || ' ' || \"jobs_backgroundtaskrecord\".\"error_type\""
-                " || ' ' || \"jobs_backgroundtaskrecord\".\"error_message\")")
-    output_field = models.TextField()
+from .. import fastpath
+from .attempt import TaskAttempt
+from .audit import AuditEntry
+from .queries import RecordQuerySet
+from .status import ACTIVE_STATES, FINAL_STATES, Status
 
 
 class BackgroundTaskRecord(models.Model):
@@ -366,93 +307,3 @@ class BackgroundTaskRecord(models.Model):
             fraction = min(max(float(fraction), 0.0), 1.0)
         # Pending too: a job may report before its worker's start write has landed.
         return self._transition(ACTIVE_STATES, progress=fraction, progress_message=message[:255])
-
-
-class TaskAttempt(models.Model):
-    """One execution of a record: every try keeps its own worker, timing and traceback."""
-
-    class Outcome(models.TextChoices):
-        RUNNING = "running", "Running"
-        COMPLETED = "completed", "Completed"
-        FAILED = "failed", "Failed"
-        CANCELLED = "cancelled", "Cancelled"
-        LOST = "lost", "Lost"
-
-    # No database constraint: Django still cascades a record's delete to its attempts, and the
-    # only raw deletes (jobs.prune) remove attempts themselves. The constraint's per-row trigger
-    # was half the cost of pruning (docs/PERFORMANCE.md). No index of its own either: the
-    # unique (record, number) index serves every lookup by record.
-    record = models.ForeignKey(BackgroundTaskRecord, on_delete=models.CASCADE, related_name="attempt_set",
-                               db_constraint=False, db_index=False)
-    number = models.PositiveIntegerField()
-    execution_id = models.CharField(max_length=64, blank=True)
-    started_at = models.DateTimeField(default=timezone.now)
-    finished_at = models.DateTimeField(null=True, blank=True)
-    worker_name = models.CharField(max_length=255, blank=True)
-    hostname = models.CharField(max_length=255, blank=True)
-    pid = models.IntegerField(null=True, blank=True)
-    outcome = models.CharField(max_length=16, choices=Outcome.choices, default=Outcome.RUNNING)
-    error_type = models.CharField(max_length=255, blank=True)
-    error_message = models.TextField(blank=True)
-    traceback = models.TextField(blank=True)
-
-    class Meta:
-        ordering = ["record", "number"]
-        constraints = [models.UniqueConstraint(fields=["record", "number"], name="attempt_unique_number")]
-
-    def __str__(self) -> str:
-        return f"attempt {self.number} of {self.record_id}: {self.outcome}"
-
-    @property
-    def duration_ms(self) -> int | None:
-        if self.finished_at and self.started_at:
-            return int((self.finished_at - self.started_at).total_seconds() * 1000)
-        return None
-
-
-class AuditEntry(models.Model):
-    """Who did what to which job, and when. Survives the deletion of user and record."""
-
-    created_at = models.DateTimeField(default=timezone.now)
-    user = models.ForeignKey(settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL)
-    username = models.CharField(max_length=150, blank=True)
-    action = models.CharField(max_length=32)
-    record_id = models.UUIDField(null=True, blank=True, db_index=True)
-    outcome = models.CharField(max_length=16, default="ok")
-    detail = models.JSONField(default=dict, blank=True)
-
-    class Meta:
-        ordering = ["-created_at", "-id"]
-        verbose_name_plural = "audit entries"
-        indexes = [
-            models.Index(fields=["-created_at", "-id"], name="audit_newest"),
-            models.Index(fields=["username", "-created_at"], name="audit_user_newest"),
-            models.Index(fields=["action", "-created_at"], name="audit_action_newest"),
-        ]
-
-    def __str__(self) -> str:
-        return f"{self.created_at:%Y-%m-%d %H:%M:%S} {self.username or '-'} {self.action} {self.record_id or ''}"
-
-
-
-class QueueSample(models.Model):
-    """One minute of one queue, taken by the clock: the charts' data."""
-
-    taken_at = models.DateTimeField(db_index=True)
-    queue_name = models.CharField(max_length=64)
-    pending = models.PositiveIntegerField(default=0)
-    scheduled = models.PositiveIntegerField(default=0)
-    running = models.PositiveIntegerField(default=0)
-    failed = models.PositiveIntegerField(default=0, help_text="Rows in the failed state at the sample time.")
-    completed_count = models.PositiveIntegerField(default=0, help_text="Jobs completed since the previous sample.")
-    failed_count = models.PositiveIntegerField(default=0, help_text="Jobs failed since the previous sample.")
-    latency_ms = models.PositiveBigIntegerField(default=0, help_text="Age of the oldest pending job.")
-    completed_total = models.PositiveBigIntegerField(
-        default=0, help_text="Exact count of completed rows at the sample time: the base of the live counts.")
-
-    class Meta:
-        ordering = ["-taken_at"]
-        indexes = [models.Index(fields=["queue_name", "-taken_at"], name="sample_queue_newest")]
-
-    def __str__(self) -> str:
-        return f"{self.queue_name} at {self.taken_at:%H:%M}: {self.pending} pending"
