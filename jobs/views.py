@@ -45,11 +45,11 @@ def _check_redis() -> str:
 @never_cache
 @require_safe
 def metrics(request: HttpRequest) -> HttpResponse:
-    """Prometheus metrics, for a staff session or a bearer token equal to JOBS_METRICS_TOKEN."""
-    if not (_has_metrics_token(request) or _is_staff(request)):
+    """Prometheus metrics, for a session allowed to view jobs or a bearer token equal to JOBS_METRICS_TOKEN."""
+    if not (_has_metrics_token(request) or _may_view_jobs(request)):
         user = getattr(request, "user", None)
         if user is not None and user.is_authenticated:
-            return HttpResponse("staff only\n", status=403, content_type="text/plain")
+            return HttpResponse("the jobs view permission is required\n", status=403, content_type="text/plain")
         response = HttpResponse("authentication required\n", status=401, content_type="text/plain")
         response["WWW-Authenticate"] = 'Bearer realm="metrics"'
         return response
@@ -64,6 +64,8 @@ def _has_metrics_token(request: HttpRequest) -> bool:
     return secrets.compare_digest(given.strip().encode(), str(expected).encode())
 
 
-def _is_staff(request: HttpRequest) -> bool:
+def _may_view_jobs(request: HttpRequest) -> bool:
+    # The same rule as the dashboard's pages: staff is not enough, the metrics are the jobs' figures.
     user = getattr(request, "user", None)
-    return bool(user is not None and user.is_active and user.is_staff)
+    return bool(user is not None and user.is_active and user.is_staff
+                and user.has_perm("jobs.view_backgroundtaskrecord"))

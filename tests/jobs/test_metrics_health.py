@@ -114,11 +114,16 @@ def test_metrics_refuses_anonymous_and_wrong_tokens(client, settings, redis_conn
 
 
 @pytest.mark.django_db
-def test_metrics_for_staff_sessions_only(client, django_user_model, redis_conn):
+def test_metrics_for_sessions_that_may_view_jobs_only(client, django_user_model, redis_conn):
+    from django.contrib.auth.models import Permission
+
     django_user_model.objects.create_user("plain", password="pw")
     client.login(username="plain", password="pw")
     assert client.get("/metrics").status_code == 403
-    django_user_model.objects.create_user("ops", password="pw", is_staff=True)
+    ops = django_user_model.objects.create_user("ops", password="pw", is_staff=True)
+    client.login(username="ops", password="pw")
+    assert client.get("/metrics").status_code == 403  # staff alone is not the jobs' view permission
+    ops.user_permissions.add(Permission.objects.get(codename="view_backgroundtaskrecord"))
     client.login(username="ops", password="pw")
     assert client.get("/metrics").status_code == 200
 
