@@ -34,7 +34,7 @@ ALLOWED_HOSTS = [h.strip() for h in os.environ.get("ALLOWED_HOSTS", "localhost,1
 CSRF_TRUSTED_ORIGINS = [o.strip() for o in os.environ.get("CSRF_TRUSTED_ORIGINS", "").split(",") if o.strip()]
 
 INSTALLED_APPS = [
-    "django.contrib.admin",
+    "dashboard.apps.AdminConfig",  # django.contrib.admin with the dashboard's site (its throttled login)
     "django.contrib.auth",
     "django.contrib.contenttypes",
     "django.contrib.sessions",

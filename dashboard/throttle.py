@@ -20,7 +20,7 @@ from django.conf import settings
 from django.contrib.admin.forms import AdminAuthenticationForm
 from django.contrib.auth.forms import AuthenticationForm
 from django.core.cache import cache
-from django.http import HttpRequest
+from django.http import HttpRequest, HttpResponse
 
 logger = logging.getLogger(__name__)
 
@@ -62,6 +62,16 @@ def record_failure(username: str, request: HttpRequest | None) -> int:
 
 def clear_failures(username: str, request: HttpRequest | None) -> None:
     cache.delete(_key(username, _address(request)))
+
+
+def answer_throttled(response: HttpResponse) -> HttpResponse:
+    """A login page whose form was refused for too many failures answers 429 with Retry-After."""
+    form = (getattr(response, "context_data", None) or {}).get("form")
+    minutes = getattr(form, "throttled_minutes", 0)
+    if minutes:
+        response.status_code = 429
+        response["Retry-After"] = str(minutes * 60)
+    return response
 
 
 class ThrottledMixin:

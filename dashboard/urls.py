@@ -2,10 +2,6 @@ from django.contrib import admin
 from django.urls import include, path
 
 from . import views
-from .throttle import AdminLoginForm
-
-# The admin's login is a second door to the same accounts: the same throttle guards it.
-admin.site.login_form = AdminLoginForm
 
 urlpatterns = [
     path("", views.overview, name="overview"),

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from django.contrib.auth import views as auth_views
 
-from ..throttle import LoginForm
+from ..throttle import LoginForm, answer_throttled
 
 
 class LoginView(auth_views.LoginView):
@@ -12,8 +12,4 @@ class LoginView(auth_views.LoginView):
     redirect_authenticated_user = False  # a logged-in user without access sees why on the login page
 
     def form_invalid(self, form):
-        response = super().form_invalid(form)
-        if form.throttled_minutes:
-            response.status_code = 429
-            response["Retry-After"] = str(form.throttled_minutes * 60)
-        return response
+        return answer_throttled(super().form_invalid(form))

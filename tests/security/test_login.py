@@ -127,6 +127,7 @@ def test_the_admin_login_is_throttled_too(client, superuser, settings):
         client.post("/admin/login/", {"username": "root", "password": "wrong"}, REMOTE_ADDR="10.9.8.7")
     response = client.post("/admin/login/", {"username": "root", "password": "pw"}, REMOTE_ADDR="10.9.8.7")
     assert b"Too many failed attempts" in response.content
+    assert response.status_code == 429 and response["Retry-After"] == "900"  # as the dashboard's login
     assert SESSION_KEY not in client.session
 
 

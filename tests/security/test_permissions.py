@@ -21,7 +21,9 @@ VIEWERS = {"anonymous": LOGIN, "nonstaff": 403, "reader": 200, "operator": 200, 
 ACTORS = {"anonymous": LOGIN, "nonstaff": 403, "reader": 403, "operator": 302, "superuser": 302}
 NOBODY = dict.fromkeys(ROLES, 405)
 EVERYBODY = dict.fromkeys(ROLES, 200)
-STAFF_ADMIN = {"anonymous": ADMIN_LOGIN, "nonstaff": ADMIN_LOGIN, "reader": 200, "operator": 200, "superuser": 200}
+# The admin shows whole rows and filters freely: it is for those who may operate, not the read-only role.
+STAFF_ADMIN = {"anonymous": ADMIN_LOGIN, "nonstaff": ADMIN_LOGIN, "reader": ADMIN_LOGIN, "operator": 200,
+               "superuser": 200}
 
 PAGES = ["overview", "job_list", "failure_list", "worker_list", "queue_list", "audit_list"]
 
@@ -48,7 +50,7 @@ MATRIX = (
         ("post", "healthz", {}, NOBODY),
         ("get", "admin", None, STAFF_ADMIN),
         ("get", "admin_records", None, STAFF_ADMIN),
-        ("get", "admin_users", None, {**STAFF_ADMIN, "reader": 403, "operator": 403}),
+        ("get", "admin_users", None, {**STAFF_ADMIN, "operator": 403}),
         ("get", "login", None, EVERYBODY),
         ("post", "logout", {}, dict.fromkeys(ROLES, 302)),
     ]
