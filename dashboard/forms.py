@@ -56,7 +56,7 @@ class JobFilterForm(FilterForm):
     function = forms.CharField(required=False, max_length=255,
                                widget=forms.TextInput(attrs={"placeholder": "jobs.demo.add", "list": "functions"}))
     q = forms.CharField(required=False, max_length=200, label="Search",
-                        widget=forms.SearchInput(attrs={"placeholder": "id, function, args, error"}))
+                        widget=forms.SearchInput(attrs={"placeholder": "id or short id, function, args, error"}))
     since = forms.DateTimeField(required=False, widget=_local_input(), help_text="UTC")
     until = forms.DateTimeField(required=False, widget=_local_input(), help_text="UTC")
     on = forms.ChoiceField(choices=[("", "enqueued"), ("enqueued", "enqueued"), ("finished", "finished")],
