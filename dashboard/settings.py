@@ -5,6 +5,7 @@ private one `make run` starts); production sets DATABASE_URL, REDIS_URL, SECRET_
 DEBUG=0 and ALLOWED_HOSTS.
 """
 
+import ipaddress
 import os
 from pathlib import Path
 
@@ -194,9 +195,20 @@ DASHBOARD_SENSITIVE_KWARGS = ("password", "secret", "token", "api_key", "apikey"
 # --- ecosystem ---
 # Behind a TLS-terminating proxy that sets X-Forwarded-Proto (and strips it from clients):
 # Django then sees https requests as secure, and cookies are sent over https only.
-if env_bool("TRUST_X_FORWARDED_PROTO", False):
+# gunicorn.conf.py reads this too: gunicorn believes the header exactly when Django does.
+TRUST_X_FORWARDED_PROTO = env_bool("TRUST_X_FORWARDED_PROTO", False)
+if TRUST_X_FORWARDED_PROTO:
     SECURE_PROXY_SSL_HEADER = ("HTTP_X_FORWARDED_PROTO", "https")
     SESSION_COOKIE_SECURE = CSRF_COOKIE_SECURE = True
+# The proxies in front of gunicorn, as addresses or networks ("127.0.0.1", "10.0.0.0/8"): a request
+# from one of them is from the nearest address of X-Forwarded-For that is not one of them (the
+# login throttle's client). Empty: the client is the peer itself, REMOTE_ADDR.
+TRUSTED_PROXIES = [p.strip() for p in os.environ.get("TRUSTED_PROXIES", "").split(",") if p.strip()]
+for _proxy in TRUSTED_PROXIES:
+    try:
+        ipaddress.ip_network(_proxy, strict=False)
+    except ValueError:
+        raise RuntimeError(f"TRUSTED_PROXIES: {_proxy!r} is not an address or network") from None
 # Redis Sentinel instead of REDIS_URL: REDIS_SENTINELS="10.0.0.1:26379,10.0.0.2:26379",
 # REDIS_MASTER_NAME, optional REDIS_PASSWORD and REDIS_DB (django-rq's SENTINELS/MASTER_NAME keys).
 if os.environ.get("REDIS_SENTINELS"):
@@ -259,6 +271,7 @@ CACHES = {
         "LOCATION": "jobdeck_cache",
     },
 }
-# A username+address pair is refused for the rest of the window after this many failures in it.
+# A username+address pair is refused for the rest of the window after this many failures in it
+# (the client's address: see TRUSTED_PROXIES).
 DASHBOARD_LOGIN_MAX_FAILURES = env_int("DASHBOARD_LOGIN_MAX_FAILURES", 5)
 DASHBOARD_LOGIN_WINDOW_SECONDS = env_int("DASHBOARD_LOGIN_WINDOW_SECONDS", 15 * 60)

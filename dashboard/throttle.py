@@ -5,12 +5,19 @@ Design: per (username, address) the cache keeps the times of the latest failures
 the window as timeout. The cache is the database cache (settings.CACHES), so every gunicorn
 worker sees the same counts. Two racing failures may both read the old list and one be lost: an
 attacker gains at most one try per concurrent request, which is acceptable for a simple design.
-The address is REMOTE_ADDR, never X-Forwarded-For, which any client can forge.
+
+The address is the client's: REMOTE_ADDR, unless that is one of settings.TRUSTED_PROXIES; then
+X-Forwarded-For is read from its right end (what the proxies appended) to the first address that
+is not a trusted proxy. Behind the proxy every request has the proxy's REMOTE_ADDR, so keying on
+it would let anyone lock anyone out; an address a client writes into the header itself sits to
+the left of the one its proxy appended, and is never read.
 """
 
 from __future__ import annotations
 
+import functools
 import hashlib
+import ipaddress
 import logging
 import math
 import time
@@ -30,8 +37,43 @@ def _key(username: str, address: str) -> str:
     return f"dashboard:login-failures:{digest}"
 
 
-def _address(request: HttpRequest | None) -> str:
-    return (request.META.get("REMOTE_ADDR") or "") if request is not None else ""
+def client_address(request: HttpRequest | None) -> str:
+    """The client's address: REMOTE_ADDR, or behind TRUSTED_PROXIES the one they forwarded."""
+    if request is None:
+        return ""
+    address = request.META.get("REMOTE_ADDR") or ""
+    proxies = _networks(tuple(settings.TRUSTED_PROXIES))
+    if not _within(address, proxies):
+        return address
+    for hop in reversed(request.META.get("HTTP_X_FORWARDED_FOR", "").split(",")):
+        hop = hop.strip()
+        if not _is_address(hop):
+            break  # not an address: nothing to its left can be trusted either
+        address = hop
+        if not _within(hop, proxies):
+            break
+    return address
+
+
+@functools.lru_cache(maxsize=8)
+def _networks(proxies: tuple[str, ...]) -> tuple:
+    return tuple(ipaddress.ip_network(p, strict=False) for p in proxies)
+
+
+def _is_address(text: str) -> bool:
+    try:
+        ipaddress.ip_address(text)
+    except ValueError:
+        return False
+    return True
+
+
+def _within(address: str, networks: tuple) -> bool:
+    try:
+        ip = ipaddress.ip_address(address)
+    except ValueError:
+        return False
+    return any(ip in network for network in networks)
 
 
 def _recent(key: str, now: float) -> list[float]:
@@ -42,7 +84,7 @@ def _recent(key: str, now: float) -> list[float]:
 def locked_for(username: str, request: HttpRequest | None) -> int:
     """Seconds until this username may try again from this address; 0 if it may now."""
     now = time.time()
-    recent = _recent(_key(username, _address(request)), now)
+    recent = _recent(_key(username, client_address(request)), now)
     limit = settings.DASHBOARD_LOGIN_MAX_FAILURES
     if len(recent) < limit:
         return 0
@@ -53,15 +95,15 @@ def locked_for(username: str, request: HttpRequest | None) -> int:
 def record_failure(username: str, request: HttpRequest | None) -> int:
     """Count one failed login; returns the failures in the window so far."""
     now = time.time()
-    key = _key(username, _address(request))
+    key = _key(username, client_address(request))
     recent = (_recent(key, now) + [now])[-settings.DASHBOARD_LOGIN_MAX_FAILURES:]
     cache.set(key, recent, timeout=settings.DASHBOARD_LOGIN_WINDOW_SECONDS)
-    logger.warning("login failed for %r from %s (%d in the window)", username, _address(request), len(recent))
+    logger.warning("login failed for %r from %s (%d in the window)", username, client_address(request), len(recent))
     return len(recent)
 
 
 def clear_failures(username: str, request: HttpRequest | None) -> None:
-    cache.delete(_key(username, _address(request)))
+    cache.delete(_key(username, client_address(request)))
 
 
 def answer_throttled(response: HttpResponse) -> HttpResponse:
@@ -84,7 +126,7 @@ class ThrottledMixin:
         wait = locked_for(username, self.request)
         if wait:
             self.throttled_minutes = math.ceil(wait / 60)
-            logger.warning("login refused for %r from %s: too many failures", username, _address(self.request))
+            logger.warning("login refused for %r from %s: too many failures", username, client_address(self.request))
             raise forms.ValidationError(
                 f"Too many failed attempts. Try again in {self.throttled_minutes} "
                 f"minute{'s' if self.throttled_minutes != 1 else ''}.", code="throttled")
