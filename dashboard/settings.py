@@ -11,6 +11,8 @@ from pathlib import Path
 
 import dj_database_url
 
+from dashboard import devredis
+
 BASE_DIR = Path(__file__).resolve().parent.parent
 VAR_DIR = Path(os.environ.get("JOBDECK_VAR_DIR", BASE_DIR / "var"))
 VAR_DIR.mkdir(parents=True, exist_ok=True)
@@ -127,7 +129,9 @@ STORAGES = {
 }
 
 # --- Redis and RQ -------------------------------------------------------------
-REDIS_URL = os.environ.get("REDIS_URL", "redis://127.0.0.1:6379/0")
+# REDIS_URL, else the private Redis of a `make run` still running in this checkout (so the shell
+# and every manage.py command reach the same queues as its web and workers), else the default.
+REDIS_URL = os.environ.get("REDIS_URL") or devredis.discover(VAR_DIR) or "redis://127.0.0.1:6379/0"
 JOBS_DEFAULT_TIMEOUT = env_int("JOBS_DEFAULT_TIMEOUT", 180)
 RQ_QUEUES = {
     name: {"URL": REDIS_URL, "DEFAULT_TIMEOUT": JOBS_DEFAULT_TIMEOUT}

@@ -3,6 +3,7 @@
 import ctypes
 import os
 import signal
+import socket
 import subprocess
 import sys
 import time
@@ -10,8 +11,9 @@ from pathlib import Path
 
 from django.conf import settings
 from django.core.management import call_command
-from django.core.management.base import BaseCommand
+from django.core.management.base import BaseCommand, CommandError
 
+from dashboard import devredis
 from dashboard.demo import create_demo_users, enqueue_demo_jobs
 from jobs.redis_server import RedisServer
 
@@ -24,12 +26,19 @@ class Command(BaseCommand):
         parser.add_argument("--no-demo", action="store_true", help="skip the demo jobs")
 
     def handle(self, *args, port, no_demo, **options):
+        host = os.environ.get("HOST", "127.0.0.1")  # the Procfile's web binds ${HOST:-127.0.0.1}
+        if not port_is_free(host, port):
+            # Before anything starts: no Redis, no demo jobs, and an exit status that says it failed.
+            raise CommandError(f"port {port} on {host} is already in use (another make run?). "
+                               f"Choose another: PORT={port + 1} make run")
         redis = None
         if not os.environ.get("REDIS_URL"):
             redis = RedisServer(binary=None).start()
             os.environ["REDIS_URL"] = redis.url
             settings.RQ_QUEUES = {n: {**c, "URL": redis.url} for n, c in settings.RQ_QUEUES.items()}
-            self.stdout.write(f"private Redis on {redis.url} (set REDIS_URL to use your own)")
+            devredis.publish(settings.VAR_DIR, redis.url, redis.process.pid)
+            self.stdout.write(f"private Redis on {redis.url} (set REDIS_URL to use your own; "
+                              "manage.py commands in this checkout use it while this runs)")
         try:
             call_command("migrate", interactive=False, verbosity=0)
             for username, password, role in create_demo_users():
@@ -40,6 +49,7 @@ class Command(BaseCommand):
             self.run_procfile(port)
         finally:
             if redis is not None:
+                devredis.withdraw(settings.VAR_DIR, redis.url)
                 redis.stop()
 
     def run_procfile(self, port: int) -> None:
@@ -66,6 +76,17 @@ class Command(BaseCommand):
                     stop_orphans(keep={honcho.pid})  # something holds honcho's pipes open
                     honcho.kill()
         stop_orphans()
+
+
+def port_is_free(host: str, port: int) -> bool:
+    """Whether the web process could listen on host:port (bound as gunicorn binds, SO_REUSEADDR)."""
+    with socket.socket(socket.AF_INET6 if ":" in host else socket.AF_INET) as sock:
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        try:
+            sock.bind((host.strip("[]"), port))
+        except OSError:
+            return False
+    return True
 
 
 PR_SET_CHILD_SUBREAPER = 36
