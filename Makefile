@@ -12,8 +12,9 @@ $(STAMP): requirements.txt
 	rm -f $(VENV)/.installed-* && touch $@
 
 ## make run: private Redis (unless REDIS_URL), migrate, demo user and jobs, then web + worker + clock.
+## PORT=8001 make run (or make run PORT=8001) serves on another port; a taken port stops it at once.
 run: $(STAMP)
-	$(BIN)/python manage.py devrun
+	$(BIN)/python manage.py devrun $(if $(PORT),--port $(PORT))
 
 ## make test: the whole suite (browser tests skip themselves where chromium is missing).
 test: $(STAMP)
