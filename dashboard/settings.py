@@ -230,7 +230,7 @@ if os.environ.get("REDIS_SENTINELS"):
 # Django Tasks (the django-tasks backport on 5.2): @task functions run on RQ as tracked jobs.
 INSTALLED_APPS += ["django_tasks"]
 TASKS = {"default": {"BACKEND": "jobs.tasks_backend.RQBackend", "QUEUES": list(RQ_QUEUES)}}
-# Bearer token that opens /metrics to Prometheus; empty: staff sessions only.
+# Bearer token that opens /metrics to Prometheus; empty: only sessions with the jobs' view permission.
 JOBS_METRICS_TOKEN = os.environ.get("JOBS_METRICS_TOKEN", "")
 # The clock deletes finished jobs older than this many days (jobs_prune); 0 or less: never.
 JOBS_RETENTION_DAYS = env_int("JOBS_RETENTION_DAYS", 14)

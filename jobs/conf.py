@@ -35,7 +35,7 @@ DEFAULTS: dict[str, Any] = {
     "JOBS_RECONCILE_SECONDS": 15,
     # Finished jobs older than this many days are deleted by the clock (None or 0: never).
     "JOBS_RETENTION_DAYS": 14,
-    # Bearer token that opens /metrics to a scraper; empty: staff sessions only.
+    # Bearer token that opens /metrics to a scraper; empty: only sessions with the jobs' view permission.
     "JOBS_METRICS_TOKEN": "",
 }
 
