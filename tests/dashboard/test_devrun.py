@@ -104,3 +104,10 @@ def test_make_run_publishes_its_redis_while_it_runs(tmp_path):
     assert f"private Redis on {url}" in output
     assert not (tmp_path / devredis.FILE_NAME).exists()
     assert _shell_redis_url(tmp_path) == DEFAULT_URL
+
+
+def test_a_port_that_is_no_number_is_refused_cleanly(tmp_path):
+    done = subprocess.run([sys.executable, "manage.py", "devrun"], cwd=ROOT, capture_output=True, text=True,
+                          env=_env(tmp_path, PORT="80a"), timeout=120)
+    assert done.returncode == 2
+    assert "argument --port: invalid int value: '80a'" in done.stderr and "Traceback" not in done.stderr

@@ -22,7 +22,7 @@ class Command(BaseCommand):
     help = "Start a private Redis (unless REDIS_URL is set), migrate, add demo data, then run the Procfile."
 
     def add_arguments(self, parser):
-        parser.add_argument("--port", type=int, default=int(os.environ.get("PORT", 8000)))
+        parser.add_argument("--port", type=int, default=os.environ.get("PORT", "8000"))  # argparse converts it
         parser.add_argument("--no-demo", action="store_true", help="skip the demo jobs")
 
     def handle(self, *args, port, no_demo, **options):
