@@ -251,6 +251,10 @@ CONTENT_SECURITY_POLICY = {
         "base-uri": ["'none'"],
     },
 }
+# django-rq registers RQ's own dashboard in the admin: RQ's copy of every job (keyword arguments
+# in clear) and buttons that delete, requeue or empty queues behind the record's back, unaudited,
+# for any staff user. jobdeck's dashboard is the one view of the jobs: it is not served.
+RQ_SHOW_ADMIN_LINK = False
 SECURE_CONTENT_TYPE_NOSNIFF = True
 SECURE_REFERRER_POLICY = "same-origin"
 if not DEBUG:

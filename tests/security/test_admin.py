@@ -74,3 +74,24 @@ def test_the_pages_own_filters_still_work(client, superuser, secret_record, make
     assert client.get("/admin/jobs/taskattempt/?outcome__exact=failed").status_code == 200
     assert client.get("/admin/jobs/auditentry/?action__exact=retry").status_code == 200
     assert client.get("/admin/jobs/auditentry/?detail__icontains=x").status_code == 400
+
+
+def test_rqs_own_dashboard_is_not_served(client, superuser, django_user_model, redis_conn,
+                                         django_capture_on_commit_callbacks):
+    """django-rq's admin pages show RQ's copy of every job (keyword arguments in clear) and delete,
+    requeue or empty queues behind the record's back, unaudited, for any staff user: not served."""
+    from jobs import api
+
+    with django_capture_on_commit_callbacks(execute=True):
+        record = api.enqueue("jobs.demo.add", 1, 2, password="hunter2-rq")
+    clerk = django_user_model.objects.create_user("clerk", password="pw", is_staff=True)
+    clerk.user_permissions.add(Permission.objects.get(codename="view_user"))
+    for user in (superuser, clerk):
+        client.force_login(user)
+        for url in ("/admin/django_rq/dashboard/", "/admin/django_rq/dashboard/queues/0/",
+                    f"/admin/django_rq/dashboard/queues/0/{record.pk}/"):
+            response = client.get(url)
+            assert response.status_code == 404, (user.username, url, response.status_code)
+        assert client.post(f"/admin/django_rq/dashboard/queues/0/{record.pk}/delete/", {"post": "yes"}).status_code == 404
+        assert b"django_rq" not in client.get("/admin/").content
+    assert redis_conn.exists(f"rq:job:{record.pk}")
