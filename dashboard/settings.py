@@ -218,6 +218,16 @@ TASKS = {"default": {"BACKEND": "jobs.tasks_backend.RQBackend", "QUEUES": list(R
 JOBS_METRICS_TOKEN = os.environ.get("JOBS_METRICS_TOKEN", "")
 # The clock deletes finished jobs older than this many days (jobs_prune); 0 or less: never.
 JOBS_RETENTION_DAYS = env_int("JOBS_RETENTION_DAYS", 14)
+# Periodic jobs the clock enqueues, each run a tracked row (README "Periodic jobs"). `make run`
+# (JOBS_DEMO_PERIODIC=1) declares two demo entries so the Crons page has something to show.
+JOBS_PERIODIC: dict = {}
+if env_bool("JOBS_DEMO_PERIODIC", False):
+    JOBS_PERIODIC = {
+        "demo-heartbeat": {"func": "jobs.demo.add", "every": 30, "args": [1, 1]},
+        "demo-poll-feed": {"func": "jobs.demo.flaky", "cron": "* * * * *", "args": [0.3], "queue": "low"},
+        "demo-nightly-report": {"func": "jobs.demo.long_report", "cron": "0 2 * * *", "timezone": "Europe/Paris",
+                                "queue": "low", "kwargs": {"steps": 5, "step_seconds": 0.2}},
+    }
 
 # --- security ---
 # Nothing may frame the dashboard (its buttons act): X-Frame-Options plus CSP frame-ancestors.

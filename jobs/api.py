@@ -13,6 +13,7 @@ import functools
 import json
 import logging
 import re
+import uuid
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
 from datetime import timedelta
@@ -107,8 +108,13 @@ def _intervals(retry_intervals: int | Sequence[int] | None) -> list[int]:
 
 def build_record(func_or_path, args: Sequence = (), kwargs: dict | None = None, *, queue: str = "default",
                  retries: int = 0, retry_intervals=None, timeout: int | None = None,
-                 delay=None) -> BackgroundTaskRecord:
-    """Validate one call and return its unsaved record. Raises TypeError/ValueError on bad input."""
+                 delay=None, record_id: uuid.UUID | None = None) -> BackgroundTaskRecord:
+    """Validate one call and return its unsaved record. Raises TypeError/ValueError on bad input.
+
+    `record_id` gives the row (and RQ job) a chosen id instead of a random one: a caller that
+    derives it from what the job is for (jobs.periodic: entry and time slot) gets at most one
+    row per id, since a second save_and_push of it fails on the primary key.
+    """
     kwargs = kwargs or {}
     func_path = func_path_of(func_or_path)
     options = _options(queue, retries, retry_intervals, timeout)
@@ -116,7 +122,8 @@ def build_record(func_or_path, args: Sequence = (), kwargs: dict | None = None, 
     now = timezone.now()
     delay_s = _seconds(delay)
     return _new_record(func_path=func_path, args=list(args), kwargs=dict(kwargs), enqueued_at=now,
-                       scheduled_for=now + timedelta(seconds=delay_s) if delay_s else None, **options)
+                       scheduled_for=now + timedelta(seconds=delay_s) if delay_s else None, **options,
+                       **({"id": record_id} if record_id is not None else {}))
 
 
 def _options(queue: str, retries: int, retry_intervals, timeout: int | None) -> dict[str, Any]:

@@ -7,7 +7,8 @@ from jobs.clock import run_clock
 
 
 class Command(BaseCommand):
-    help = "The clock process: reconcile every JOBS_RECONCILE_SECONDS, sample queues every minute."
+    help = ("The clock process: reconcile every JOBS_RECONCILE_SECONDS, sample queues every minute, "
+            "enqueue the periodic entries (JOBS_PERIODIC, @periodic) when due.")
 
     def add_arguments(self, parser):
         parser.add_argument("--once", action="store_true", help="run every duty once and exit")
