@@ -31,6 +31,7 @@ from django.utils.module_loading import import_string
 
 from . import api
 from .models import ACTIVE_STATES, BackgroundTaskRecord, PeriodicEntryState
+from .schedule_words import describe_cron, describe_every
 
 logger = logging.getLogger(__name__)
 
@@ -146,8 +147,8 @@ def load_entries() -> tuple[dict[str, Entry], dict[str, str]]:
 
 def parse_entry(name: Any, spec: Any) -> Entry:
     """Check one declared entry; ValueError says what is wrong with it."""
-    if not isinstance(name, str) or not 0 < len(name) <= 100:
-        raise ValueError("the name must be text of 1 to 100 characters")
+    if not isinstance(name, str) or not 0 < len(name) <= 100 or "/" in name:
+        raise ValueError("the name must be text of 1 to 100 characters, without '/' (it is part of a URL)")
     if not isinstance(spec, dict):
         raise ValueError(f"expected a dict of options, got {type(spec).__name__}")
     if unknown := set(spec) - OPTIONS:
@@ -317,48 +318,48 @@ def _username(user) -> str:
     return user.get_username() if user is not None and getattr(user, "is_authenticated", False) else "system"
 
 
-# --- schedules in words ----------------------------------------------------------------------
+# --- the Crons page's rows -------------------------------------------------------------------
 
-ALIASES = {"@hourly": "0 * * * *", "@daily": "0 0 * * *", "@midnight": "0 0 * * *", "@weekly": "0 0 * * 0",
-           "@monthly": "0 0 1 * *", "@yearly": "0 0 1 1 *", "@annually": "0 0 1 1 *"}
-DAYS = ["Sundays", "Mondays", "Tuesdays", "Wednesdays", "Thursdays", "Fridays", "Saturdays", "Sundays"]
+RECENT_RUNS = 20
 
 
-def describe_every(seconds: int) -> str:
-    """"every 30 s", "every 5 minutes", "every 2 hours"."""
-    for size, unit in ((86400, "day"), (3600, "hour"), (60, "minute")):
-        if seconds % size == 0:
-            count = seconds // size
-            return f"every {unit}" if count == 1 else f"every {count} {unit}s"
-    return f"every {seconds} s"
+@dataclass
+class EntryRow:
+    """One entry as the Crons page shows it: configured, bad (`error`) or gone from the configuration."""
+
+    name: str
+    entry: Entry | None
+    error: str
+    state: PeriodicEntryState | None
+    next_at: datetime | None
+    recent: list[BackgroundTaskRecord]  # newest first
+
+    @property
+    def last(self) -> BackgroundTaskRecord | None:
+        return self.recent[0] if self.recent else None
+
+    @property
+    def gone(self) -> bool:
+        return self.entry is None and not self.error
+
+    @property
+    def paused(self) -> bool:
+        return self.state is not None and self.state.paused
 
 
-def describe_cron(cron: str) -> str:
-    """The common cron shapes in words; anything else as "on a custom schedule"."""
-    fields = ALIASES.get(cron.strip().lower(), cron).split()
-    if len(fields) != 5:
-        return "on a custom schedule"
-    minute, hour, day, month, weekday = fields
-    if [hour, day, month, weekday] == ["*"] * 4:
-        if minute == "*":
-            return "every minute"
-        if minute.startswith("*/") and minute[2:].isdigit():
-            return describe_every(int(minute[2:]) * 60)
-        if minute.isdigit():
-            return f"hourly at :{int(minute):02}"
-    if not minute.isdigit() or month != "*":
-        return "on a custom schedule"
-    if hour.startswith("*/") and hour[2:].isdigit() and day == weekday == "*":
-        return f"every {hour[2:]} hours at :{int(minute):02}"
-    if not hour.isdigit():
-        return "on a custom schedule"
-    at = f"at {int(hour):02}:{int(minute):02}"
-    if day == "*" and weekday == "*":
-        return f"daily {at}"
-    if day == "*" and weekday in ("1-5", "mon-fri"):
-        return f"on weekdays {at}"
-    if day == "*" and weekday.isdigit() and int(weekday) <= 7:
-        return f"on {DAYS[int(weekday)]} {at}"
-    if day.isdigit() and weekday == "*":
-        return f"monthly on day {int(day)} {at}"
-    return "on a custom schedule"
+def entry_rows(now: datetime | None = None) -> list[EntryRow]:
+    """Every configured entry (good or bad) by name, then the gone ones that left state or runs behind."""
+    now = now or timezone.now()
+    entries, errors = load_entries()
+    states = {state.name: state for state in PeriodicEntryState.objects.all()}
+    ran = set(BackgroundTaskRecord.objects.filter(periodic_entry__isnull=False)
+              .values_list("periodic_entry", flat=True).distinct())
+    configured = sorted(set(entries) | set(errors))
+    rows = []
+    for name in configured + sorted((set(states) | ran) - set(configured)):
+        entry, state = entries.get(name), states.get(name)
+        recent = list(BackgroundTaskRecord.objects.filter(periodic_entry=name).order_by("-enqueued_at", "-id")
+                      .only("id", "status", "enqueued_at", "started_at", "finished_at")[:RECENT_RUNS])
+        next_at = entry.next_after(now) if entry is not None and not (state and state.paused) else None
+        rows.append(EntryRow(name, entry, errors.get(name, ""), state, next_at, recent))
+    return rows
