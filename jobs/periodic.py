@@ -17,8 +17,7 @@ import logging
 import uuid
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from datetime import datetime, timedelta
-from datetime import timezone as dt_timezone
+from datetime import UTC, datetime, timedelta
 from typing import Any
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
@@ -77,16 +76,16 @@ class Entry:
         """The newest slot not after `now` (UTC). Interval slots are multiples of `every` since
         the epoch, so every clock computes the same ones."""
         if self.every:
-            return datetime.fromtimestamp(now.timestamp() // self.every * self.every, tz=dt_timezone.utc)
+            return datetime.fromtimestamp(now.timestamp() // self.every * self.every, tz=UTC)
         # croniter's get_prev from a time exactly on a slot returns the slot before: step 1 µs on.
         local = now.astimezone(self.tz) + timedelta(microseconds=1)
-        return croniter(self.cron, local).get_prev(datetime).astimezone(dt_timezone.utc)
+        return croniter(self.cron, local).get_prev(datetime).astimezone(UTC)
 
     def next_after(self, now: datetime) -> datetime:
         """The first slot after `now` (UTC)."""
         if self.every:
-            return datetime.fromtimestamp((now.timestamp() // self.every + 1) * self.every, tz=dt_timezone.utc)
-        return croniter(self.cron, now.astimezone(self.tz)).get_next(datetime).astimezone(dt_timezone.utc)
+            return datetime.fromtimestamp((now.timestamp() // self.every + 1) * self.every, tz=UTC)
+        return croniter(self.cron, now.astimezone(self.tz)).get_next(datetime).astimezone(UTC)
 
     @property
     def schedule(self) -> str:
@@ -102,7 +101,7 @@ class Entry:
 
 def run_id(name: str, slot: datetime) -> uuid.UUID:
     """The id of the run of entry `name` for `slot`: the same on every clock."""
-    return uuid.uuid5(NAMESPACE, f"{name}@{slot.astimezone(dt_timezone.utc).isoformat()}")
+    return uuid.uuid5(NAMESPACE, f"{name}@{slot.astimezone(UTC).isoformat()}")
 
 
 # --- declaring entries ------------------------------------------------------------------
@@ -146,7 +145,10 @@ def load_entries() -> tuple[dict[str, Entry], dict[str, str]]:
 
 
 def parse_entry(name: Any, spec: Any) -> Entry:
-    """Check one declared entry; ValueError says what is wrong with it."""
+    """Check one declared entry; ValueError says what is wrong with it.
+
+    One error type for every way an entry is bad (types included): check() and the clock report them alike.
+    """
     if not isinstance(name, str) or not 0 < len(name) <= 100 or "/" in name:
         raise ValueError("the name must be text of 1 to 100 characters, without '/' (it is part of a URL)")
     if not isinstance(spec, dict):
@@ -185,7 +187,7 @@ def _check_schedule(entry: Entry) -> None:
     if entry.cron is not None and (not isinstance(entry.cron, str) or not croniter.is_valid(entry.cron)):
         raise ValueError(f"cron string {entry.cron!r} does not parse (expected 5 fields: minute hour day month weekday)")
     try:
-        entry.tz
+        ZoneInfo(entry.timezone)
     except (ZoneInfoNotFoundError, ValueError, TypeError):
         raise ValueError(f"unknown timezone {entry.timezone!r}") from None
 
@@ -219,7 +221,7 @@ def run_due(now: datetime | None = None, *, reported: set[str] | None = None) ->
     now = now or timezone.now()
     entries, errors = load_entries()
     lines = []
-    for name, error in errors.items():
+    for error in errors.values():
         line = f"periodic: bad entry, not run: {error}"
         if reported is None or line not in reported:
             logger.error("%s", line)
@@ -280,28 +282,26 @@ def _skipped(name: str, slot: datetime, reason: str) -> str:
 
 def pause(name: str, user=None) -> PeriodicEntryState:
     """Stop the clock enqueueing entry `name` until resumed; kept in the database, audited."""
-    get_entry(name)
-    with transaction.atomic():
-        state, _ = PeriodicEntryState.objects.select_for_update().get_or_create(name=name)
-        if state.paused:
-            raise api.ActionNotAllowed(f"{name} is already paused")
-        state.paused_at, state.paused_by = timezone.now(), _username(user)
-        state.save(update_fields=["paused_at", "paused_by", "updated_at"])
-        api.audit(user, "cron-pause", entry=name)
-    return state
+    return _set_paused(name, user, paused=True)
 
 
 def resume(name: str, user=None) -> PeriodicEntryState:
     """Let the clock enqueue entry `name` again, from its next slot (slots missed while paused
     are not caught up); audited."""
+    return _set_paused(name, user, paused=False)
+
+
+def _set_paused(name: str, user, *, paused: bool) -> PeriodicEntryState:
     get_entry(name)
     with transaction.atomic():
         state, _ = PeriodicEntryState.objects.select_for_update().get_or_create(name=name)
-        if not state.paused:
-            raise api.ActionNotAllowed(f"{name} is not paused")
-        state.paused_at, state.paused_by, state.active_since = None, "", timezone.now()
+        if state.paused == paused:
+            raise api.ActionNotAllowed(f"{name} is {'already' if paused else 'not'} paused")
+        state.paused_at, state.paused_by = (timezone.now(), _username(user)) if paused else (None, "")
+        if not paused:
+            state.active_since = timezone.now()
         state.save(update_fields=["paused_at", "paused_by", "active_since", "updated_at"])
-        api.audit(user, "cron-resume", entry=name)
+        api.audit(user, "cron-pause" if paused else "cron-resume", entry=name)
     return state
 
 
@@ -345,6 +345,13 @@ class EntryRow:
     @property
     def paused(self) -> bool:
         return self.state is not None and self.state.paused
+
+    @property
+    def next_local(self) -> str:
+        """The next run's time in the entry's own timezone ("02:00 Europe/Paris"), when that is not UTC."""
+        if self.next_at is None or self.entry is None or self.entry.timezone == "UTC":
+            return ""
+        return f"{self.next_at.astimezone(self.entry.tz):%H:%M} {self.entry.timezone}"
 
 
 def entry_rows(now: datetime | None = None) -> list[EntryRow]:

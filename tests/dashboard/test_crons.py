@@ -30,7 +30,7 @@ def crons(settings, redis_conn):
 
 def card(body: str, name: str) -> str:
     """The <article> of entry `name` in the rendered page."""
-    match = re.search(rf'<article [^>]*data-entry="{re.escape(name)}">(.*?)</article>', body, re.S)
+    match = re.search(rf'<article [^>]*data-entry="{re.escape(name)}">(.*?)</article>', body, re.DOTALL)
     assert match, f"no card for {name}"
     return match.group(1)
 
@@ -43,10 +43,11 @@ def test_the_page_shows_schedule_next_and_last_run_and_recent_outcomes(reader, c
     assert response.status_code == 200 and "HX-Request" in response["Vary"]
     body = response.content.decode()
     nightly = card(body, "nightly-report")
-    assert "daily at 02:00 (Europe/Paris)" in nightly and "<code>0 2 * * *</code>" in nightly
+    assert "daily at 02:00 (Europe/Paris)" in nightly and ">0 2 * * *</code>" in nightly
+    assert "= 02:00 Europe/Paris" in nightly.split("Next run")[1]
     assert "Next run" in nightly and "never" in nightly and "jobs.demo.echo" in nightly
     poll = card(body, "poll-feed")
-    assert "every 30 s" in poll
+    assert "every 30 s" in poll and "<code" not in poll.split("Schedule")[1].split("</dd>")[0]
     last = poll.split("Last run")[1].split("</dd>")[0]
     assert reverse("job_detail", args=[done.pk]) in last and "completed" in last
     strip = re.findall(r'<li><a class="s-(\w+)" href="([^"]+)"', poll)
