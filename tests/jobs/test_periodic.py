@@ -1,9 +1,11 @@
 """Periodic entries run by the clock: one row per slot, catch-up, overlap, bad entries, pause, run now."""
 
+import threading
 from datetime import UTC, datetime, timedelta
 
 import pytest
 import redis
+from django.db import connection
 from django.core.checks import run_checks
 
 from jobs import demo, periodic
@@ -50,6 +52,27 @@ def test_two_clock_passes_for_the_same_slot_make_one_row(entries, drain):
     assert (record.status, record.result) == (Status.COMPLETED, 3)
     periodic.run_due(now + timedelta(seconds=60))  # the next slot is a new row
     assert len(runs("add")) == 2
+
+
+def test_two_clocks_at_once_make_one_row(entries):
+    entries(**{f"e{i}": {"func": "jobs.demo.noop", "every": 60, "overlap": "allow"} for i in range(5)})
+    now = datetime(2026, 3, 2, 10, 0, 5, tzinfo=UTC)
+    start = threading.Barrier(2)
+
+    def clock() -> None:
+        try:
+            start.wait()
+            periodic.run_due(now)
+        finally:
+            connection.close()
+
+    threads = [threading.Thread(target=clock) for _ in range(2)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    names = sorted(BackgroundTaskRecord.objects.values_list("periodic_entry", flat=True))
+    assert names == [f"e{i}" for i in range(5)]
 
 
 def test_the_clock_runs_periodic_entries_as_one_of_its_duties(entries, drain):
