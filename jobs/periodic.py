@@ -259,6 +259,11 @@ def _run_entry(entry: Entry, state: PeriodicEntryState | None, now: datetime) ->
     record = _build(entry, this_run)
     try:
         with transaction.atomic():
+            # The entry's row lock: a pause committed since the state was read wins (pause takes
+            # the same lock), and two clocks on one entry take turns.
+            if PeriodicEntryState.objects.select_for_update().filter(name=entry.name).values_list(
+                    "paused_at", flat=True).first() is not None:
+                return None
             api.save_and_push([record])
     except IntegrityError:  # another clock enqueued this slot first
         _handled(entry.name, slot)

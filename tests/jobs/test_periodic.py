@@ -191,6 +191,16 @@ def test_a_pause_survives_a_redis_flush_and_resume_does_not_catch_up(entries, pr
         ("cron-resume", "admin", {"entry": "tick"}), ("cron-pause", "admin", {"entry": "tick"})]
 
 
+def test_a_pause_committed_during_a_clock_pass_wins(entries):
+    entries(tick={"func": "jobs.demo.noop", "every": 60})
+    now = datetime(2026, 3, 2, 10, 0, 1, tzinfo=UTC)
+    entry = periodic.get_entry("tick")
+    state = PeriodicEntryState.objects.create(name="tick", active_since=now)  # read by the pass, not paused
+    periodic.pause("tick")  # the operator's pause lands after that read
+    assert periodic._run_entry(entry, state, now) is None
+    assert runs("tick") == []
+
+
 def test_resume_runs_the_next_slot_but_not_those_missed_while_paused(entries):
     entries(nightly={"func": "jobs.demo.noop", "cron": "0 2 * * *"})
     PeriodicEntryState.objects.create(name="nightly", active_since=DAY1 - timedelta(days=10))
