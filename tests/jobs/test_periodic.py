@@ -1,12 +1,13 @@
 """Periodic entries run by the clock: one row per slot, catch-up, overlap, bad entries, pause, run now."""
 
 import threading
+from concurrent.futures import ThreadPoolExecutor
 from datetime import UTC, datetime, timedelta
 
 import pytest
 import redis
-from django.db import connection
 from django.core.checks import run_checks
+from django.db import connection
 
 from jobs import demo, periodic
 from jobs.clock import run_clock
@@ -59,18 +60,15 @@ def test_two_clocks_at_once_make_one_row(entries):
     now = datetime(2026, 3, 2, 10, 0, 5, tzinfo=UTC)
     start = threading.Barrier(2)
 
-    def clock() -> None:
+    def clock(_) -> None:
         try:
             start.wait()
             periodic.run_due(now)
         finally:
-            connection.close()
+            connection.close()  # the thread's own connection
 
-    threads = [threading.Thread(target=clock) for _ in range(2)]
-    for thread in threads:
-        thread.start()
-    for thread in threads:
-        thread.join()
+    with ThreadPoolExecutor(2) as pool:
+        list(pool.map(clock, range(2)))
     names = sorted(BackgroundTaskRecord.objects.values_list("periodic_entry", flat=True))
     assert names == [f"e{i}" for i in range(5)]
 
