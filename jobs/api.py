@@ -24,6 +24,7 @@ from django.utils import timezone
 from rq.exceptions import InvalidJobOperation, NoSuchJobError
 from rq.job import Job, JobStatus
 
+from . import checks
 from .conf import jobs_setting
 from .connection import REDIS_ERRORS, get_connection
 from .copy import insert_many, insert_one
@@ -58,6 +59,9 @@ def func_path_of(func_or_path: Callable | str) -> str:
 
 def _check_json(args: Sequence, kwargs: dict) -> None:
     """Refuse, naming it, the first argument that cannot be stored as JSON."""
+    if not isinstance(args, Sequence) or isinstance(args, (str, bytes)) or not isinstance(kwargs, dict):
+        raise TypeError("args must be a sequence and kwargs a dict")
+    checks.keyword_names(kwargs)
     named = [(f"positional argument {i} ({type(v).__name__})", v) for i, v in enumerate(args)]
     named += [(f"keyword argument {k!r} ({type(v).__name__})", v) for k, v in kwargs.items()]
     total = 2
@@ -91,20 +95,6 @@ def _check_storable_text(name: str, value) -> None:
 _JSON_NUL = re.compile(r"(?<!\\)(?:\\\\)*\\u0000")
 
 
-def _seconds(value: timedelta | int | float | None) -> float | None:
-    if value is None:
-        return None
-    return value.total_seconds() if isinstance(value, timedelta) else float(value)
-
-
-def _intervals(retry_intervals: int | Sequence[int] | None) -> list[int]:
-    if retry_intervals is None:
-        return []
-    if isinstance(retry_intervals, (int, float)):
-        return [int(retry_intervals)]
-    return [int(i) for i in retry_intervals]
-
-
 def build_record(func_or_path, args: Sequence = (), kwargs: dict | None = None, *, queue: str = "default",
                  retries: int = 0, retry_intervals=None, timeout: int | None = None,
                  delay=None) -> BackgroundTaskRecord:
@@ -112,22 +102,20 @@ def build_record(func_or_path, args: Sequence = (), kwargs: dict | None = None, 
     kwargs = kwargs or {}
     func_path = func_path_of(func_or_path)
     options = _options(queue, retries, retry_intervals, timeout)
+    delay_s = checks.seconds("delay", delay)
     _check_json(args, kwargs)
     now = timezone.now()
-    delay_s = _seconds(delay)
     return _new_record(func_path=func_path, args=list(args), kwargs=dict(kwargs), enqueued_at=now,
                        scheduled_for=now + timedelta(seconds=delay_s) if delay_s else None, **options)
 
 
 def _options(queue: str, retries: int, retry_intervals, timeout: int | None) -> dict[str, Any]:
     """The record fields an enqueue's options set, checked."""
-    if queue not in settings.RQ_QUEUES:
+    if checks.queue_name(queue) not in settings.RQ_QUEUES:
         raise ValueError(f"unknown queue {queue!r}; configured: {', '.join(settings.RQ_QUEUES)}")
-    if retries < 0:
-        raise ValueError("retries must be 0 or more")
-    if timeout is not None and (timeout == 0 or timeout < -1):
-        raise ValueError("timeout must be a positive number of seconds, or -1 for no limit")
-    return dict(queue_name=queue, max_retries=retries, retry_intervals=_intervals(retry_intervals),
+    timeout = checks.timeout(timeout)
+    return dict(queue_name=queue, max_retries=checks.retries(retries),
+                retry_intervals=checks.intervals(retry_intervals),
                 timeout=timeout or settings.RQ_QUEUES[queue].get("DEFAULT_TIMEOUT",
                                                                  jobs_setting("JOBS_DEFAULT_TIMEOUT")))
 

@@ -10,6 +10,7 @@ from jobs.connection import get_queue
 from jobs.models import AuditEntry, BackgroundTaskRecord, Status
 from jobs.push import rq_job
 from jobs.reconcile import reconcile_records
+from jobs.values import safe_repr
 from tests.conftest import clear_redis
 
 pytestmark = pytest.mark.django_db(transaction=True)
@@ -115,6 +116,79 @@ def test_unusable_function_references_are_refused(redis_conn, func, message):
 def test_unknown_queue_is_refused(redis_conn):
     with pytest.raises(ValueError, match="unknown queue 'nope'"):
         api.enqueue(demo.add, 1, 2, queue="nope")
+
+
+BAD_OPTIONS = [
+    (dict(retries=10**10), ValueError, r"retries must be a whole number from 0 to 2147483647; got 10000000000"),
+    (dict(retries=-1), ValueError, "retries must be"),
+    (dict(retries="3"), TypeError, "retries must be a whole number, got str '3'"),
+    (dict(retries=True), TypeError, "retries must be a whole number, got bool"),
+    (dict(timeout=10**12), ValueError, "timeout must be .*; got 1000000000000"),
+    (dict(timeout=0), ValueError, "timeout must be"),
+    (dict(timeout=1.5), TypeError, "timeout must be a whole number of seconds, got float 1.5"),
+    (dict(delay=1e12), ValueError, "delay must be a finite number of seconds, at most 2147483647; got 1000000000000.0"),
+    (dict(delay=float("inf")), ValueError, "delay must be .*; got inf"),
+    (dict(delay=float("nan")), ValueError, "delay must be .*; got nan"),
+    (dict(delay=10**5000), ValueError, "delay must be at most 2147483647 seconds; got <int of about 5001 digits>"),
+    (dict(delay="soon"), TypeError, "delay must be a number of seconds or a timedelta, got str"),
+    (dict(retry_intervals=[10, 1e12]), ValueError, r"retry_intervals\[1\] must be"),
+    (dict(retry_intervals=float("nan")), ValueError, "retry_intervals must be"),
+    (dict(retry_intervals="10"), TypeError, "retry_intervals must be seconds or a list of seconds, got str"),
+    (dict(queue=["default"]), TypeError, "queue must be a queue name"),
+    ({"a\x00b": 1}, ValueError, r"keyword argument name 'a\\x00b' contains a NUL"),
+    ({"a\ud800": 1}, ValueError, r"keyword argument name 'a\\ud800' contains a NUL or a lone surrogate"),
+]
+
+
+@pytest.mark.parametrize("options, error, message", BAD_OPTIONS, ids=[safe_repr(o, 40) for o, _, _ in BAD_OPTIONS])
+def test_every_option_and_keyword_name_is_checked_before_anything_is_written(redis_conn, options, error,
+                                                                             message):
+    with pytest.raises(error, match=message):
+        api.enqueue(demo.echo, 1, **options)
+    many = {k: v for k, v in options.items() if k not in ("delay",)}
+    call_kwargs = {k: v for k, v in many.items() if k not in ("queue", "retries", "timeout", "retry_intervals")}
+    options_only = {k: v for k, v in many.items() if k not in call_kwargs}
+    if many:
+        with pytest.raises(error, match=message):
+            api.enqueue_many([api.Call(demo.echo, 1, **call_kwargs)], **options_only)
+    assert not BackgroundTaskRecord.objects.exists()
+    assert not list(redis_conn.scan_iter("rq:job:*"))
+
+
+def test_a_keyword_name_that_is_not_a_string_is_refused(redis_conn):
+    with pytest.raises(TypeError, match="keyword argument names must be strings, got 1 \\(int\\)"):
+        api.build_record(demo.echo, [], {1: "one"})
+
+
+def test_a_refused_enqueue_leaves_the_callers_transaction_usable(redis_conn):
+    """On PostgreSQL an INSERT that overflowed a column aborted the caller's whole transaction."""
+    with transaction.atomic():
+        kept = api.enqueue(demo.add, 1, 1)
+        for bad in (dict(retries=10**10), dict(timeout=10**12), dict(delay=1e12)):
+            with pytest.raises(ValueError):
+                api.enqueue(demo.add, 1, 2, **bad)
+        with pytest.raises(ValueError):
+            api.enqueue(demo.add, 1, 2, **{"x\x00": 1})
+        good = api.enqueue(demo.add, 2, 2, retries=2147483647, timeout=2147483647, delay=2147483647)
+    assert set(BackgroundTaskRecord.objects.values_list("pk", flat=True)) == {kept.pk, good.pk}
+    good.refresh_from_db()
+    assert (good.max_retries, good.timeout) == (2147483647, 2147483647) and good.scheduled_for is not None
+
+
+def test_the_tasks_backend_checks_its_delay_and_keyword_names(redis_conn):
+    from datetime import timedelta
+
+    from django.utils import timezone
+
+    from tests.jobs.test_tasks_backend import add, pair
+
+    with transaction.atomic():
+        with pytest.raises(ValueError, match="delay must be"):
+            add.using(run_after=timezone.now() + timedelta(days=365 * 100)).enqueue(1, 2)
+        with pytest.raises(ValueError, match="contains a NUL"):
+            pair.enqueue(**{"queue": "q", "timeout\x00": 1})
+        ok = add.enqueue(1, 2)
+    assert list(BackgroundTaskRecord.objects.values_list("pk", flat=True)) == [__import__("uuid").UUID(ok.id)]
 
 
 def test_redis_down_at_commit_keeps_the_row_pending_until_reconcile_pushes_it(private_redis, settings, drain):
