@@ -26,7 +26,7 @@ from rq.job import Job, JobStatus
 
 from . import checks
 from .conf import jobs_setting
-from .connection import REDIS_ERRORS, get_connection
+from .connection import REDIS_ERRORS, get_connection, is_configured
 from .copy import insert_many, insert_one
 from .models import AuditEntry, BackgroundTaskRecord, Status
 from .push import push, push_many  # push is part of the api: reconcile and tasks_backend call it
@@ -38,6 +38,10 @@ DOTTED_PATH = re.compile(r"^[A-Za-z_][\w]*(\.[A-Za-z_][\w]*)+$")
 
 class ActionNotAllowed(Exception):
     """An operator action that does not apply to the job in its current state."""
+
+
+class QueueGone(ActionNotAllowed):
+    """The job's queue is no longer in RQ_QUEUES: it cannot run again (cancel and delete still work)."""
 
 
 # --- enqueue -----------------------------------------------------------------
@@ -263,8 +267,12 @@ def retry(record: BackgroundTaskRecord, user=None) -> BackgroundTaskRecord:
     """Run a failed or cancelled job again as the next attempt of the same row.
 
     The conditional UPDATE to pending is the lock: of concurrent retries exactly one
-    wins, the others raise ActionNotAllowed and push nothing.
+    wins, the others raise ActionNotAllowed and push nothing. A job whose queue was removed
+    from RQ_QUEUES raises QueueGone before its row changes (it would stay pending for ever).
     """
+    if not is_configured(record.queue_name):
+        raise QueueGone(f"queue {record.queue_name!r} is no longer configured, so the job cannot run again; "
+                        "delete it, or enqueue it anew on a configured queue")
     with transaction.atomic():
         if not record.mark_requeued():
             record.refresh_from_db(fields=["status"])

@@ -1,5 +1,7 @@
 """Enqueue: the row in the caller's transaction, the RQ job after commit, never lost."""
 
+from datetime import timedelta
+
 import pytest
 from django.db import connection, transaction
 from django.test.utils import CaptureQueriesContext
@@ -399,3 +401,47 @@ def test_pause_and_resume_a_queue(redis_conn, drain):
     assert record.status == Status.COMPLETED
     assert list(AuditEntry.objects.order_by("created_at").values_list("action", "detail")) == [
         ("pause", {"queue": "low"}), ("resume", {"queue": "low"})]
+
+
+def test_rows_of_a_removed_queue_can_be_cancelled_and_deleted_but_not_retried(redis_conn, drain, settings, caplog):
+    settings.RQ_QUEUES = {**settings.RQ_QUEUES, "retired": dict(settings.RQ_QUEUES["default"])}
+    failed = api.enqueue(demo.fail, "once", queue="retired")
+    drain("retired")
+    waiting = api.enqueue(demo.add, 1, 1, queue="retired")
+    settings.RQ_QUEUES = {name: config for name, config in settings.RQ_QUEUES.items() if name != "retired"}
+
+    failed.refresh_from_db()
+    with pytest.raises(api.QueueGone, match="queue 'retired' is no longer configured"):
+        api.retry(failed)
+    assert issubclass(api.QueueGone, api.ActionNotAllowed)  # the dashboard answers it as a refusal, not a 500
+    failed.refresh_from_db()
+    assert failed.status == Status.FAILED, "refused before the row changed: never left pending"
+    assert not AuditEntry.objects.filter(action="retry").exists()
+
+    assert api.cancel(waiting) == "cancelled"
+    assert Job.fetch(str(waiting.pk), connection=redis_conn).get_status() == JobStatus.CANCELED
+    assert str(waiting.pk) not in redis_conn.lrange("rq:queue:retired", 0, -1)
+
+    for record in (failed, waiting):
+        record.refresh_from_db()
+        api.delete(record)
+        assert not Job.exists(str(record.pk), connection=redis_conn)
+    assert not BackgroundTaskRecord.objects.exists()
+
+
+def test_the_clock_logs_a_removed_queue_once_and_goes_on_with_the_others(redis_conn, settings, caplog):
+    settings.JOBS_PENDING_GRACE_SECONDS = 0
+    settings.RQ_QUEUES = {**settings.RQ_QUEUES, "withdrawn": dict(settings.RQ_QUEUES["default"])}
+    stranded = api.enqueue(demo.add, 1, 1, queue="withdrawn")
+    settings.RQ_QUEUES = {name: config for name, config in settings.RQ_QUEUES.items() if name != "withdrawn"}
+    lost = api.enqueue(demo.add, 2, 2)
+    BackgroundTaskRecord.objects.filter(pk=lost.pk).update(enqueued_at=lost.enqueued_at - timedelta(minutes=1))
+    clear_redis(redis_conn)  # Redis restarted empty: the configured queue's row is pushed again
+    with caplog.at_level("WARNING", logger="jobs"):
+        reports = [reconcile_records(), reconcile_records()]
+    assert [r.errors for r in reports] == [[], []]
+    assert str(lost.pk) in reports[0].pushed
+    warnings = [r.getMessage() for r in caplog.records if "withdrawn" in r.getMessage()]
+    assert len(warnings) == 1 and "no longer in RQ_QUEUES" in warnings[0]
+    stranded.refresh_from_db()
+    assert stranded.status == Status.PENDING
