@@ -8,6 +8,7 @@ from collections.abc import Callable
 
 from django.db import close_old_connections
 
+from .dbtimeouts import bound_this_process
 from .prune import prune_expired
 from .reconcile import reconcile_records
 from .samples import prune_samples, take_samples
@@ -36,6 +37,7 @@ def duties(reconcile_every: float) -> list[tuple[str, float, Callable[[], str | 
 def run_clock(*, once: bool = False, write: Callable[[str], None] = print, sleep=time.sleep,
               reconcile_every: float = 15) -> None:
     """Run each duty when due, forever (or once)."""
+    bound_this_process()  # a silent database fails a duty after JOBS_DB_STATEMENT_TIMEOUT_MS, then retries
     due = {name: 0.0 for name, _, _ in duties(reconcile_every)}
     while True:
         for name, interval, func in duties(reconcile_every):

@@ -44,6 +44,8 @@ PAUSE_CACHE_SECONDS = 1
 # How long an idle worker waits before it tries an unreachable Redis again.
 REDIS_RETRY_SECONDS = 1
 FAILURE_KEY = "jobdeck:failure:{}"
+# The worker hash's field for how far its row writes lag behind (jobs.stats reads it).
+WRITER_LAG_FIELD = "jobdeck_writer_lag"
 # Connections a work horse inherited and must neither use nor close (see Worker.main_work_horse).
 _INHERITED: list = []
 
@@ -120,6 +122,23 @@ class TrackingMixin:
         self._failure: tuple[str, int] | None = None
         self._paused: tuple[float, set[str]] | None = None
         self.rows = RowWriter()
+
+    def heartbeat(self, timeout=None, pipeline=None):
+        super().heartbeat(timeout, pipeline)
+        self._publish_writer_lag(pipeline)
+
+    def _publish_writer_lag(self, pipeline=None) -> None:
+        """Put the writer's lag in the worker's hash while there is one (and its end), for the overview."""
+        if self.is_horse or not hasattr(self, "rows"):  # RQ beats once before __init__ has made it
+            return
+        lag = round(self.rows.lag_seconds(), 1)
+        if lag < 1 and not getattr(self, "_lag_published", False):
+            return  # the common case: nothing to say, no Redis call
+        try:
+            (pipeline if pipeline is not None else self.connection).hset(self.key, WRITER_LAG_FIELD, lag)
+            self._lag_published = lag >= 1
+        except REDIS_ERRORS:
+            pass
 
     def teardown(self):
         # Every row is written before the worker leaves (burst end, warm shutdown, cold
