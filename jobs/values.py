@@ -32,10 +32,10 @@ HORSE_ENDED = re.compile(r"^Work-horse terminated unexpectedly; waitpid returned
 # What no column holds: NUL, and surrogates (in a str they are always lone: UTF-8 cannot encode them).
 _UNSTORABLE = re.compile("[\x00\ud800-\udfff]")
 # A Python exception line: its (dotted) type, then ": message" or nothing.
-_TYPE_LINE = re.compile(r"([A-Za-z_][\w.]{0,%d})(?::[ ]?|$)" % (ERROR_TYPE_MAX_CHARS * 2))
+_TYPE_LINE = re.compile(rf"([A-Za-z_][\w.]{{0,{ERROR_TYPE_MAX_CHARS * 2}}})(?::[ ]?|$)")
 # Without a traceback around it, only a name that looks like an exception counts as one.
-_BARE_TYPE_LINE = re.compile(r"([A-Za-z_][\w.]{0,%d}(?:Error|Exception|Exit|Interrupt|Warning|Lost|Shutdown))"
-                             r"(?::[ ]?|$)" % (ERROR_TYPE_MAX_CHARS * 2))
+_BARE_TYPE_LINE = re.compile(rf"([A-Za-z_][\w.]{{0,{ERROR_TYPE_MAX_CHARS * 2}}}"
+                             r"(?:Error|Exception|Exit|Interrupt|Warning|Lost|Shutdown))(?::[ ]?|$)")
 
 
 def type_name(value: object) -> str:
@@ -43,7 +43,7 @@ def type_name(value: object) -> str:
     try:
         name = type(value).__name__
         return name if isinstance(name, str) else "object"
-    except Exception:
+    except Exception:  # noqa: BLE001
         return "object"
 
 
@@ -85,7 +85,7 @@ class _Repr(reprlib.Repr):
     def repr1(self, value, level):
         try:
             return super().repr1(value, level)
-        except Exception:
+        except Exception:  # noqa: BLE001
             return f"<{type_name(value)} object (repr failed)>"
 
 
@@ -100,7 +100,7 @@ def safe_repr(value: object, limit: int = 2000) -> str:
     """A bounded, storable repr of any value; never raises."""
     try:
         text = _REPR.repr(value)
-    except Exception:  # RecursionError included
+    except Exception:  # noqa: BLE001 (RecursionError included)
         text = f"<{type_name(value)} object (repr failed)>"
     return cut(text, limit)
 
@@ -117,7 +117,7 @@ def safe_str(value: object, limit: int | None = None) -> str:
             if not isinstance(text, str):
                 raise TypeError("__str__ returned a non-string")
             text = str.__str__(text)
-        except Exception:
+        except Exception:  # noqa: BLE001
             text = safe_repr(value, limit or 2000)
             text = f"<{type_name(value)}: str() failed; repr: {text}>"
     return storable_text(text) if limit is None else cut(text, limit)
@@ -133,7 +133,7 @@ def capped_result(value):
                 "note": f"truncated from {len(value)} characters"}
     try:
         text = json.dumps(value, allow_nan=False, ensure_ascii=False)
-    except Exception:  # TypeError, ValueError (a huge int, NaN), RecursionError, a raising __iter__
+    except Exception:  # noqa: BLE001 (TypeError, ValueError: a huge int, NaN; RecursionError)
         return {"repr": safe_repr(value, limit), "note": "not JSON-serializable"}
     if len(text) > limit:
         return {"preview": cut(text, limit), "note": f"truncated from {len(text)} bytes"}
@@ -141,7 +141,7 @@ def capped_result(value):
         # PostgreSQL's jsonb holds neither NUL nor a lone surrogate: store the nearest it can.
         try:
             return json.loads(storable_text(text).replace("\\u0000", "\\ufffd"))
-        except Exception:
+        except Exception:  # noqa: BLE001
             return {"preview": cut(text, limit), "note": "not storable as JSON"}
     return value
 
@@ -158,7 +158,7 @@ def progress_fraction(fraction: object) -> float | None:
         return None
     try:
         value = float(fraction)
-    except Exception:
+    except Exception:  # noqa: BLE001
         return None
     if math.isnan(value):
         return None

@@ -121,22 +121,22 @@ def test_unknown_queue_is_refused(redis_conn):
 
 
 BAD_OPTIONS = [
-    (dict(retries=10**10), ValueError, r"retries must be a whole number from 0 to 2147483647; got 10000000000"),
-    (dict(retries=-1), ValueError, "retries must be"),
-    (dict(retries="3"), TypeError, "retries must be a whole number, got str '3'"),
-    (dict(retries=True), TypeError, "retries must be a whole number, got bool"),
-    (dict(timeout=10**12), ValueError, "timeout must be .*; got 1000000000000"),
-    (dict(timeout=0), ValueError, "timeout must be"),
-    (dict(timeout=1.5), TypeError, "timeout must be a whole number of seconds, got float 1.5"),
-    (dict(delay=1e12), ValueError, "delay must be a finite number of seconds, at most 2147483647; got 1000000000000.0"),
-    (dict(delay=float("inf")), ValueError, "delay must be .*; got inf"),
-    (dict(delay=float("nan")), ValueError, "delay must be .*; got nan"),
-    (dict(delay=10**5000), ValueError, "delay must be at most 2147483647 seconds; got <int of about 5001 digits>"),
-    (dict(delay="soon"), TypeError, "delay must be a number of seconds or a timedelta, got str"),
-    (dict(retry_intervals=[10, 1e12]), ValueError, r"retry_intervals\[1\] must be"),
-    (dict(retry_intervals=float("nan")), ValueError, "retry_intervals must be"),
-    (dict(retry_intervals="10"), TypeError, "retry_intervals must be seconds or a list of seconds, got str"),
-    (dict(queue=["default"]), TypeError, "queue must be a queue name"),
+    ({"retries": 10**10}, ValueError, r"retries must be a whole number from 0 to 2147483647; got 10000000000"),
+    ({"retries": -1}, ValueError, "retries must be"),
+    ({"retries": "3"}, TypeError, "retries must be a whole number, got str '3'"),
+    ({"retries": True}, TypeError, "retries must be a whole number, got bool"),
+    ({"timeout": 10**12}, ValueError, "timeout must be .*; got 1000000000000"),
+    ({"timeout": 0}, ValueError, "timeout must be"),
+    ({"timeout": 1.5}, TypeError, "timeout must be a whole number of seconds, got float 1.5"),
+    ({"delay": 1e12}, ValueError, "delay must be a finite number of seconds, at most 2147483647; got 1000000000000.0"),
+    ({"delay": float("inf")}, ValueError, "delay must be .*; got inf"),
+    ({"delay": float("nan")}, ValueError, "delay must be .*; got nan"),
+    ({"delay": 10**5000}, ValueError, "delay must be at most 2147483647 seconds; got <int of about 5001 digits>"),
+    ({"delay": "soon"}, TypeError, "delay must be a number of seconds or a timedelta, got str"),
+    ({"retry_intervals": [10, 1e12]}, ValueError, r"retry_intervals\[1\] must be"),
+    ({"retry_intervals": float("nan")}, ValueError, "retry_intervals must be"),
+    ({"retry_intervals": "10"}, TypeError, "retry_intervals must be seconds or a list of seconds, got str"),
+    ({"queue": ["default"]}, TypeError, "queue must be a queue name"),
     ({"a\x00b": 1}, ValueError, r"keyword argument name 'a\\x00b' contains a NUL"),
     ({"a\ud800": 1}, ValueError, r"keyword argument name 'a\\ud800' contains a NUL or a lone surrogate"),
 ]
@@ -166,7 +166,7 @@ def test_a_refused_enqueue_leaves_the_callers_transaction_usable(redis_conn):
     """On PostgreSQL an INSERT that overflowed a column aborted the caller's whole transaction."""
     with transaction.atomic():
         kept = api.enqueue(demo.add, 1, 1)
-        for bad in (dict(retries=10**10), dict(timeout=10**12), dict(delay=1e12)):
+        for bad in ({"retries": 10**10}, {"timeout": 10**12}, {"delay": 1e12}):
             with pytest.raises(ValueError):
                 api.enqueue(demo.add, 1, 2, **bad)
         with pytest.raises(ValueError):

@@ -61,9 +61,8 @@ def test_the_clock_bounds_its_statements(settings):
     try:
         run_clock(once=True, write=lambda line: None)
         connection.close()  # the next connection is the clock's own, as after its reconnect
-        with pytest.raises(OperationalError, match="statement timeout"):
-            with connection.cursor() as cursor:
-                cursor.execute("SELECT pg_sleep(5)")
+        with pytest.raises(OperationalError, match="statement timeout"), connection.cursor() as cursor:
+            cursor.execute("SELECT pg_sleep(5)")
     finally:
         dbtimeouts.bound_this_process(False)
         connection.close()

@@ -18,7 +18,7 @@ class Unprintable:
 
 class StrReturnsInt:
     def __str__(self):
-        return 42
+        return 42  # noqa: PLE0307 (on purpose: str() raises TypeError)
 
 
 def recursive_list():
@@ -90,7 +90,7 @@ def test_a_result_that_cannot_be_stored_as_it_is_becomes_a_marked_preview(settin
 def exception_text(exc: BaseException) -> str:
     try:
         raise exc
-    except BaseException as caught:
+    except BaseException as caught:  # noqa: BLE001 (only to format it)
         return "".join(traceback.format_exception(caught))
 
 
