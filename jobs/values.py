@@ -129,7 +129,7 @@ def capped_result(value):
     limit = jobs_setting("JOBS_RESULT_MAX_BYTES")
     if isinstance(value, (str, bytes, bytearray)) and len(value) > limit * 4:
         # Do not serialise 50 MB to keep 64 kB of it.
-        return {"preview": cut(value if isinstance(value, str) else safe_repr(value, limit), limit),
+        return {"preview": cut(value if isinstance(value, str) else safe_repr(value[:limit], limit), limit),
                 "note": f"truncated from {len(value)} characters"}
     try:
         text = json.dumps(value, allow_nan=False, ensure_ascii=False)

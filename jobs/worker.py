@@ -314,9 +314,11 @@ class Worker(TrackingMixin, rq.Worker):
                 self.log.warning("Worker %s: work horse of job %s exited with code 0 before the job finished",
                                  self.name, job.id)
                 job.ended_at = timezone.now()
-                # The same text RQ writes for a non-zero exit; values.parse_exc_string reads it.
-                self.handle_job_failure(job, queue=queue, execution=execution,
-                                        exc_string="Work-horse terminated unexpectedly; waitpid returned 0; ")
+                try:  # the same text RQ writes for a non-zero exit; values.parse_exc_string reads it
+                    self.handle_job_failure(job, queue=queue, execution=execution,
+                                            exc_string="Work-horse terminated unexpectedly; waitpid returned 0; ")
+                except REDIS_ERRORS as exc:  # Redis went away meanwhile: the reconciler settles the job
+                    self._redis_unreachable(f"recording the exit of job {job.id}'s work horse", exc)
 
     def _note_failure(self, job: Job, exc_string: str, retry_in: int) -> None:
         exc_string = getattr(self, "_shutdown_message", None) or exc_string

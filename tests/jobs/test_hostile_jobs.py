@@ -91,6 +91,11 @@ def task_huge_int():
     return 10**5000
 
 
+@task
+def task_huge_message():
+    raise ValueError("L" * 5_000_000)
+
+
 WORKERS = pytest.mark.parametrize("worker_class", [Worker, SimpleWorker], ids=["forking", "simple"])
 
 
@@ -172,3 +177,13 @@ def test_a_task_returning_a_huge_int_completes_with_a_preview(drain):
     assert result.status.name == "SUCCESSFUL"
     assert result.return_value == {"repr": "<int of about 5001 digits>", "note": "not JSON-serializable"}
     assert fresh(after).status == Status.COMPLETED
+
+
+def test_a_task_raising_a_huge_message_fails_with_its_type(drain):
+    result = task_huge_message.enqueue()
+    drain()
+    result.refresh()
+    assert result.status.name == "FAILED"
+    [error] = result.errors
+    assert error.exception_class_path == "builtins.ValueError"
+    assert error.traceback.startswith("Traceback") and "more characters cut]" in error.traceback
