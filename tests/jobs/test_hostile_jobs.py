@@ -187,3 +187,18 @@ def test_a_task_raising_a_huge_message_fails_with_its_type(drain):
     [error] = result.errors
     assert error.exception_class_path == "builtins.ValueError"
     assert error.traceback.startswith("Traceback") and "more characters cut]" in error.traceback
+
+
+def test_the_reconciler_copies_an_unprintable_result_from_redis_as_a_preview(drain):
+    from jobs.models import BackgroundTaskRecord
+    from jobs.reconcile import reconcile_records
+
+    record = api.enqueue(huge_int)
+    drain()
+    # As if the worker's completion write had been lost: the row still says running.
+    BackgroundTaskRecord.objects.filter(pk=record.pk).update(status=Status.RUNNING, result=None, finished_at=None)
+    report = reconcile_records()
+    assert report.errors == [] and str(record.pk) in report.synced
+    record = fresh(record)
+    assert record.status == Status.COMPLETED
+    assert record.result == {"repr": "<int of about 5001 digits>", "note": "not JSON-serializable"}
