@@ -129,7 +129,7 @@ class TrackingMixin:
 
     def _publish_writer_lag(self, pipeline=None) -> None:
         """Put the writer's lag in the worker's hash while there is one (and its end), for the overview."""
-        if self.is_horse or not hasattr(self, "rows"):  # RQ beats once before __init__ has made it
+        if self.is_horse or not hasattr(self, "rows"):  # a horse's copy of the writer is not its own
             return
         lag = round(self.rows.lag_seconds(), 1)
         if lag < 1 and not getattr(self, "_lag_published", False):
