@@ -146,6 +146,12 @@ def capped_result(value):
     return value
 
 
+def unreadable_result(error: BaseException) -> dict:
+    """The stored result of a job whose return value was saved but cannot be read back (unpickled)."""
+    return {"repr": f"<the return value could not be read back: {type_name(error)}: {safe_str(error, 500)}>",
+            "note": "not readable"}
+
+
 def progress_message(message: object) -> str:
     """A progress message as its column holds it: text, storable, at most 255 characters."""
     text = safe_str(message)

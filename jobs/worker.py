@@ -32,7 +32,13 @@ from rq.worker import WorkerStatus
 from .conf import jobs_setting
 from .connection import REDIS_ERRORS
 from .models import BackgroundTaskRecord
-from .values import capped_result, failure_text, parse_exc_string, storable_text  # noqa: F401 (re-exported)
+from .values import (  # noqa: F401 (capped_result, parse_exc_string, storable_text: re-exported)
+    capped_result,
+    failure_text,
+    parse_exc_string,
+    storable_text,
+    unreadable_result,
+)
 from .writer import RowWriter, Write, write_safely
 
 logger = logging.getLogger(__name__)
@@ -364,8 +370,11 @@ class Worker(TrackingMixin, rq.Worker):
         result = None
         if status == JobStatus.FINISHED and latest:
             result_id, payload = latest[0]
-            latest_result = Result.restore(job.id, result_id.decode(), payload, connection=self.connection,
-                                           serializer=job.serializer)
+            try:
+                latest_result = Result.restore(job.id, result_id.decode(), payload, connection=self.connection,
+                                               serializer=job.serializer)
+            except Exception as exc:  # a return value that pickles but cannot be unpickled here
+                return status, unreadable_result(exc), handed
             if latest_result.type == Result.Type.SUCCESSFUL:
                 result = latest_result.return_value
         return status, result, handed

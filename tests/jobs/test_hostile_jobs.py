@@ -30,6 +30,21 @@ class UnprintableError(Exception):
         raise RuntimeError("no str either")
 
 
+def _cannot_rebuild():
+    raise RuntimeError("cannot be rebuilt")
+
+
+class Unloadable:
+    """Pickles fine in the work horse; unpickling it in the worker raises."""
+
+    def __reduce__(self):
+        return (_cannot_rebuild, ())
+
+
+def unloadable():
+    return Unloadable()
+
+
 def huge_int():
     return 10**5000
 
@@ -202,3 +217,13 @@ def test_the_reconciler_copies_an_unprintable_result_from_redis_as_a_preview(dra
     record = fresh(record)
     assert record.status == Status.COMPLETED
     assert record.result == {"repr": "<int of about 5001 digits>", "note": "not JSON-serializable"}
+
+
+def test_a_result_that_cannot_be_read_back_completes_with_a_note(drain):
+    record = api.enqueue(unloadable)
+    after = api.enqueue(demo.add, 2, 3)
+    drain()
+    assert fresh(record).status == Status.COMPLETED
+    assert record.result == {"repr": "<the return value could not be read back: RuntimeError: cannot be rebuilt>",
+                             "note": "not readable"}
+    assert fresh(after).status == Status.COMPLETED
