@@ -100,6 +100,24 @@ if DATABASES["default"]["ENGINE"] == "django.db.backends.sqlite3":
     DATABASES["default"]["CONN_MAX_AGE"] = 0
     DATABASES["default"]["TEST"] = {"NAME": str(VAR_DIR / "test_jobdeck.sqlite3")}
 
+# Toward PostgreSQL: a server gone silent (packets dropped, not refused) must cost seconds, not
+# minutes. Every process connects within JOBS_DB_CONNECT_TIMEOUT_SECONDS and drops a connection
+# whose sent data goes unacknowledged for JOBS_DB_TCP_USER_TIMEOUT_MS (keepalives find an idle
+# one); a worker's row writer and the clock also stop a statement after JOBS_DB_STATEMENT_TIMEOUT_MS
+# (jobs/dbtimeouts.py; a job's own queries keep the server's default). 0 turns each off.
+JOBS_DB_CONNECT_TIMEOUT_SECONDS = env_int("JOBS_DB_CONNECT_TIMEOUT_SECONDS", 5)
+JOBS_DB_TCP_USER_TIMEOUT_MS = env_int("JOBS_DB_TCP_USER_TIMEOUT_MS", 15000)
+JOBS_DB_STATEMENT_TIMEOUT_MS = env_int("JOBS_DB_STATEMENT_TIMEOUT_MS", 30000)
+# A row write waiting on the database longer than this is logged, and the overview warns.
+JOBS_WRITER_STALL_SECONDS = env_int("JOBS_WRITER_STALL_SECONDS", 10)
+if DATABASES["default"]["ENGINE"] == "django.db.backends.postgresql":
+    _network = {"keepalives": 1, "keepalives_idle": 10, "keepalives_interval": 5, "keepalives_count": 3}
+    if JOBS_DB_CONNECT_TIMEOUT_SECONDS > 0:
+        _network["connect_timeout"] = JOBS_DB_CONNECT_TIMEOUT_SECONDS
+    if JOBS_DB_TCP_USER_TIMEOUT_MS > 0:
+        _network["tcp_user_timeout"] = JOBS_DB_TCP_USER_TIMEOUT_MS
+    DATABASES["default"]["OPTIONS"] = {**_network, **DATABASES["default"].get("OPTIONS", {})}
+
 DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
 
 AUTH_PASSWORD_VALIDATORS = [

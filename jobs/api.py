@@ -25,8 +25,9 @@ from django.utils import timezone
 from rq.exceptions import InvalidJobOperation, NoSuchJobError
 from rq.job import Job, JobStatus
 
+from . import validation
 from .conf import jobs_setting
-from .connection import REDIS_ERRORS, get_connection
+from .connection import REDIS_ERRORS, get_connection, is_configured
 from .copy import insert_many, insert_one
 from .models import AuditEntry, BackgroundTaskRecord, Status
 from .push import push, push_many  # push is part of the api: reconcile and tasks_backend call it
@@ -38,6 +39,10 @@ DOTTED_PATH = re.compile(r"^[A-Za-z_][\w]*(\.[A-Za-z_][\w]*)+$")
 
 class ActionNotAllowed(Exception):
     """An operator action that does not apply to the job in its current state."""
+
+
+class QueueGone(ActionNotAllowed):
+    """The job's queue is no longer in RQ_QUEUES: it cannot run again (cancel and delete still work)."""
 
 
 # --- enqueue -----------------------------------------------------------------
@@ -59,6 +64,9 @@ def func_path_of(func_or_path: Callable | str) -> str:
 
 def _check_json(args: Sequence, kwargs: dict) -> None:
     """Refuse, naming it, the first argument that cannot be stored as JSON."""
+    if not isinstance(args, Sequence) or isinstance(args, (str, bytes)) or not isinstance(kwargs, dict):
+        raise TypeError("args must be a sequence and kwargs a dict")
+    validation.keyword_names(kwargs)
     named = [(f"positional argument {i} ({type(v).__name__})", v) for i, v in enumerate(args)]
     named += [(f"keyword argument {k!r} ({type(v).__name__})", v) for k, v in kwargs.items()]
     total = 2
@@ -92,20 +100,6 @@ def _check_storable_text(name: str, value) -> None:
 _JSON_NUL = re.compile(r"(?<!\\)(?:\\\\)*\\u0000")
 
 
-def _seconds(value: timedelta | int | float | None) -> float | None:
-    if value is None:
-        return None
-    return value.total_seconds() if isinstance(value, timedelta) else float(value)
-
-
-def _intervals(retry_intervals: int | Sequence[int] | None) -> list[int]:
-    if retry_intervals is None:
-        return []
-    if isinstance(retry_intervals, (int, float)):
-        return [int(retry_intervals)]
-    return [int(i) for i in retry_intervals]
-
-
 def build_record(func_or_path, args: Sequence = (), kwargs: dict | None = None, *, queue: str = "default",
                  retries: int = 0, retry_intervals=None, timeout: int | None = None,
                  delay=None, record_id: uuid.UUID | None = None) -> BackgroundTaskRecord:
@@ -118,9 +112,9 @@ def build_record(func_or_path, args: Sequence = (), kwargs: dict | None = None, 
     kwargs = kwargs or {}
     func_path = func_path_of(func_or_path)
     options = _options(queue, retries, retry_intervals, timeout)
+    delay_s = validation.seconds("delay", delay)
     _check_json(args, kwargs)
     now = timezone.now()
-    delay_s = _seconds(delay)
     return _new_record(func_path=func_path, args=list(args), kwargs=dict(kwargs), enqueued_at=now,
                        scheduled_for=now + timedelta(seconds=delay_s) if delay_s else None, **options,
                        **({"id": record_id} if record_id is not None else {}))
@@ -128,13 +122,11 @@ def build_record(func_or_path, args: Sequence = (), kwargs: dict | None = None, 
 
 def _options(queue: str, retries: int, retry_intervals, timeout: int | None) -> dict[str, Any]:
     """The record fields an enqueue's options set, checked."""
-    if queue not in settings.RQ_QUEUES:
+    if validation.queue_name(queue) not in settings.RQ_QUEUES:
         raise ValueError(f"unknown queue {queue!r}; configured: {', '.join(settings.RQ_QUEUES)}")
-    if retries < 0:
-        raise ValueError("retries must be 0 or more")
-    if timeout is not None and (timeout == 0 or timeout < -1):
-        raise ValueError("timeout must be a positive number of seconds, or -1 for no limit")
-    return dict(queue_name=queue, max_retries=retries, retry_intervals=_intervals(retry_intervals),
+    timeout = validation.timeout(timeout)
+    return dict(queue_name=queue, max_retries=validation.retries(retries),
+                retry_intervals=validation.intervals(retry_intervals),
                 timeout=timeout or settings.RQ_QUEUES[queue].get("DEFAULT_TIMEOUT",
                                                                  jobs_setting("JOBS_DEFAULT_TIMEOUT")))
 
@@ -282,8 +274,12 @@ def retry(record: BackgroundTaskRecord, user=None) -> BackgroundTaskRecord:
     """Run a failed or cancelled job again as the next attempt of the same row.
 
     The conditional UPDATE to pending is the lock: of concurrent retries exactly one
-    wins, the others raise ActionNotAllowed and push nothing.
+    wins, the others raise ActionNotAllowed and push nothing. A job whose queue was removed
+    from RQ_QUEUES raises QueueGone before its row changes (it would stay pending for ever).
     """
+    if not is_configured(record.queue_name):
+        raise QueueGone(f"queue {record.queue_name!r} is no longer configured, so the job cannot run again; "
+                        "delete it, or enqueue it anew on a configured queue")
     with transaction.atomic():
         if not record.mark_requeued():
             record.refresh_from_db(fields=["status"])

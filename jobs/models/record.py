@@ -309,7 +309,9 @@ class BackgroundTaskRecord(models.Model):
 
     def set_progress(self, fraction: float | None, message: str = "") -> bool:
         """Store a running job's progress (0..1) and message."""
-        if fraction is not None:
-            fraction = min(max(float(fraction), 0.0), 1.0)
-        # Pending too: a job may report before its worker's start write has landed.
-        return self._transition(ACTIVE_STATES, progress=fraction, progress_message=message[:255])
+        from ..values import progress_fraction, progress_message
+
+        # Pending too: a job may report before its worker's start write has landed. A NUL or a
+        # lone surrogate in the message used to make the UPDATE fail, and the report was lost.
+        return self._transition(ACTIVE_STATES, progress=progress_fraction(fraction),
+                                progress_message=progress_message(message))
