@@ -8,7 +8,6 @@ from collections.abc import Callable
 
 from django.db import close_old_connections
 
-from .dbtimeouts import bound_this_process
 from .periodic import run_due
 from .prune import prune_expired
 from .reconcile import reconcile_records
@@ -46,7 +45,6 @@ def duties(reconcile_every: float,
 def run_clock(*, once: bool = False, write: Callable[[str], None] = print, sleep=time.sleep,
               reconcile_every: float = 15) -> None:
     """Run each duty when due, forever (or once)."""
-    bound_this_process()  # a silent database fails a duty after JOBS_DB_STATEMENT_TIMEOUT_MS, then retries
     reported: set[str] = set()
     due = {name: 0.0 for name, _, _ in duties(reconcile_every)}
     while True:

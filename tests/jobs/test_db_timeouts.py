@@ -1,6 +1,7 @@
 """Timeouts toward PostgreSQL, a stalled row write logged, and the overview's warning when a
 worker's writes lag behind."""
 
+import io
 import threading
 
 import pytest
@@ -54,12 +55,12 @@ def test_a_statement_timeout_ends_a_stalled_row_write_and_not_a_jobs_own_query(s
 
 @postgresql_only
 def test_the_clock_bounds_its_statements(settings):
-    from jobs.clock import run_clock
+    from django.core.management import call_command
 
     settings.JOBS_DB_STATEMENT_TIMEOUT_MS = 200
     connection.close()
     try:
-        run_clock(once=True, write=lambda line: None)
+        call_command("jobs_clock", "--once", stdout=io.StringIO())
         connection.close()  # the next connection is the clock's own, as after its reconnect
         with pytest.raises(OperationalError, match="statement timeout"), connection.cursor() as cursor:
             cursor.execute("SELECT pg_sleep(5)")
