@@ -20,7 +20,7 @@ from django.utils.safestring import SafeData, SafeString, mark_safe
 
 from jobs.models import BackgroundTaskRecord, Status
 
-from .templatetags.dashboard import age, compact_json, func_module, ms, percent
+from .display import age, compact_json, func_module, ms, percent, run_ms
 
 OPERATE_PERMISSION = "jobs.operate_backgroundtaskrecord"
 CONFIRM = mark_safe(' hx-vals=\'{"confirmed": "1"}\'')
@@ -159,6 +159,6 @@ def job_row(record: BackgroundTaskRecord, rows: RowContext) -> SafeString:
         record.queue_name,
         record.enqueued_at.isoformat(), _when(record.enqueued_at), age(record.enqueued_at),
         record.retries_left, record.attempts,
-        ms(record.duration_ms),
+        ms(run_ms(record)),
         _note(record),
         job_actions(record, rows, "row"))
