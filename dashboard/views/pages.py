@@ -40,6 +40,12 @@ def read_queues(now) -> tuple[list[stats.QueueStats], str]:
     return queues, error
 
 
+def split_workers(workers: list[stats.WorkerInfo] | None) -> tuple[list, list]:
+    """(live, stale or gone): a worker that stopped beating is not a live one, and is shown apart."""
+    workers = workers or []
+    return [w for w in workers if not w.stale], [w for w in workers if w.stale]
+
+
 def count_workers(queues: list[stats.QueueStats], workers: list[stats.WorkerInfo] | None) -> None:
     """Set each queue's number of live (not stale) workers listening to it."""
     for queue in queues:
@@ -64,6 +70,7 @@ def overview(request):
         queues, redis_error = read_queues(now)
         workers, workers_error = read_workers()
         count_workers(queues, workers)
+        context["live_workers"], context["stale_workers"] = split_workers(workers)
         context.update({
             "counts": stats.state_counts(queues), "queues": queues, "workers": workers,
             "redis_error": redis_error or workers_error, "warnings": warnings(queues, workers, now),
@@ -92,7 +99,8 @@ def failure_list(request):
 @vary_on_headers("HX-Request")
 def worker_list(request):
     workers, error = read_workers()
-    context = {"workers": workers or [], "redis_error": error,
+    live, stale = split_workers(workers)
+    context = {"workers": live, "stale_workers": stale, "redis_error": error,
                "stale_after": settings.DASHBOARD_STALE_HEARTBEAT_SECONDS}
     return render_page(request, "dashboard/worker_list.html", context, ("worker-table",))
 
