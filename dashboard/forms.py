@@ -5,6 +5,7 @@ from __future__ import annotations
 import uuid
 from dataclasses import dataclass
 from datetime import datetime, timedelta
+from datetime import timezone as dt_timezone
 
 from django import forms
 from django.conf import settings
@@ -46,6 +47,21 @@ class FilterForm(forms.Form):
         return self.is_bound and self.is_valid() and any(v not in (None, "") for v in self.cleaned_data.values())
 
 
+class UTCDateTimeField(forms.DateTimeField):
+    """A date and time, as UTC. An offset is applied, not kept: PostgreSQL refuses offsets past
+    ±15:59 ("+20:00" was a 500), and the filter's URL writes the time without one, as UTC."""
+
+    def to_python(self, value):
+        result = super().to_python(value)
+        if result is None:
+            return None
+        try:
+            return result.astimezone(dt_timezone.utc)
+        except OverflowError:  # 9999-12-31T23:00-15:00 is past the last representable instant
+            raise forms.ValidationError("Enter a date and time between the years 1 and 9999.",
+                                        code="invalid") from None
+
+
 def _local_input():
     return forms.DateTimeInput(attrs={"type": "datetime-local", "step": "1"}, format="%Y-%m-%dT%H:%M:%S")
 
@@ -57,8 +73,8 @@ class JobFilterForm(FilterForm):
                                widget=forms.TextInput(attrs={"placeholder": "jobs.demo.add", "list": "functions"}))
     q = forms.CharField(required=False, max_length=200, label="Search",
                         widget=forms.SearchInput(attrs={"placeholder": "id, function, args, error"}))
-    since = forms.DateTimeField(required=False, widget=_local_input(), help_text="UTC")
-    until = forms.DateTimeField(required=False, widget=_local_input(), help_text="UTC")
+    since = UTCDateTimeField(required=False, widget=_local_input(), help_text="UTC")
+    until = UTCDateTimeField(required=False, widget=_local_input(), help_text="UTC")
     on = forms.ChoiceField(choices=[("", "enqueued"), ("enqueued", "enqueued"), ("finished", "finished")],
                            required=False, widget=forms.HiddenInput)
     error_type = forms.CharField(required=False, max_length=255, widget=forms.HiddenInput)
@@ -210,6 +226,12 @@ class Selection:
             return records.filter(pk__in=self.ids)
         form = JobFilterForm(QueryDict(self.filter_query))
         if not form.is_valid():
-            raise signing.BadSignature("the sealed filter is no longer valid")
+            raise StaleSelection("The filter of this selection is no longer valid (" + "; ".join(
+                f"{name}: {' '.join(errors)}" for name, errors in form.errors.items()) + "). Nothing was done; "
+                "select again.")
         return form.filter(records)
+
+
+class StaleSelection(ValueError):
+    """A sealed selection whose filter no longer validates (e.g. its queue was removed from RQ_QUEUES)."""
 

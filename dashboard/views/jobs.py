@@ -15,7 +15,7 @@ from jobs import api, bulk
 from jobs.models import BackgroundTaskRecord
 
 from ..access import operator_required, viewer_required
-from ..forms import BulkForm, JobFilterForm, Selection
+from ..forms import BulkForm, JobFilterForm, Selection, StaleSelection
 from ..paging import BadCursor, keyset
 from ..timeline import timeline
 from .base import acted, render_fragment, render_page, safe_next
@@ -111,10 +111,13 @@ def job_bulk(request):
         return _bulk_panel(request, {"selection": form.freeze(request.user), "next": next_url})
     try:
         selection = Selection.open(request.POST["token"], request.user)
+        records = selection.queryset()  # its filter may no longer validate (a queue removed since)
+    except StaleSelection as exc:
+        return _bulk_panel(request, {"errors": [str(exc)], "next": next_url}, 400)
     except (signing.BadSignature, ValueError, KeyError):
         return _bulk_panel(request, {"errors": ["This confirmation is not valid or has expired; select again."],
                                      "next": next_url}, 400)
-    batches = bulk.chunks(selection.queryset(), upto=selection.upto, limit=selection.limit,
+    batches = bulk.chunks(records, upto=selection.upto, limit=selection.limit,
                           chunk_size=settings.DASHBOARD_BULK_CHUNK) if selection.count else []
     result = bulk.run(selection.action, batches, request.user)
     text = _summary(result)
