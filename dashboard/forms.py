@@ -14,7 +14,7 @@ from django.db.models import Q, QuerySet
 from django.http import QueryDict
 from django.utils import timezone
 
-from jobs.bulk import ACTIONS
+from jobs.actions import BULK_VERBS, audit_words
 from jobs.models import BackgroundTaskRecord, Status
 
 STATE_CHOICES = [
@@ -28,7 +28,7 @@ STATE_CHOICES = [
     ("cancelled", "cancelled"),
 ]
 TIME_FIELDS = {"enqueued": "enqueued_at", "finished": "finished_at"}
-AUDIT_ACTIONS = ["retry", "cancel", "delete", "pause", "resume", "bulk-retry", "bulk-cancel", "bulk-delete"]
+AUDIT_ACTIONS = audit_words()
 
 
 class FilterForm(forms.Form):
@@ -143,7 +143,7 @@ class UUIDListField(forms.Field):
 class BulkForm(forms.Form):
     """Step one of a bulk action: which action, on the selected rows or on all matching a filter."""
 
-    action = forms.ChoiceField(choices=[(a, a) for a in ACTIONS])
+    action = forms.ChoiceField(choices=[(a, a) for a in BULK_VERBS])
     scope = forms.ChoiceField(choices=[("selected", "selected"), ("all", "all matching")], required=False)
     ids = UUIDListField(required=False)
     filter = forms.CharField(required=False, max_length=2000, widget=forms.HiddenInput)
@@ -213,7 +213,7 @@ class Selection:
     def open(cls, token: str, user) -> "Selection":
         """Unseal a confirmation token; raises signing.BadSignature if forged, stale or someone else's."""
         payload = signing.loads(token, salt=cls.SALT, max_age=settings.DASHBOARD_BULK_TOKEN_SECONDS)
-        if payload.get("u") != user.pk or payload.get("a") not in ACTIONS:
+        if payload.get("u") != user.pk or payload.get("a") not in BULK_VERBS:
             raise signing.BadSignature("this confirmation belongs to another user")
         bound = payload.get("b")
         return cls(action=payload["a"], count=payload["n"], filter_query=payload.get("f", ""), token=token,

@@ -15,6 +15,7 @@ from django.db.models import Q
 from django.utils import timezone
 
 from .. import fastpath
+from ..actions import PERMISSIONS
 from .attempt import TaskAttempt
 from .audit import AuditEntry
 from .queries import RecordQuerySet
@@ -80,7 +81,8 @@ class BackgroundTaskRecord(models.Model):
             models.Index(fields=["func_path", "error_type", "-finished_at"], name="record_failed_groups",
                          condition=Q(status="failed")),
         ]
-        permissions = [("operate_backgroundtaskrecord", "Can retry, cancel and delete jobs")]
+        # operate: every operator action (jobs.actions), as before; the others one action each.
+        permissions = [("operate_backgroundtaskrecord", "Can do every operator action"), *PERMISSIONS]
 
     def __str__(self) -> str:
         return f"{self.func_path} [{self.status}] {self.id}"

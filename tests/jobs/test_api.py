@@ -1,6 +1,7 @@
 """Enqueue: the row in the caller's transaction, the RQ job after commit, never lost."""
 
 import pytest
+from django.contrib.auth.models import Permission
 from django.db import connection, transaction
 from django.test.utils import CaptureQueriesContext
 from rq.job import Job, JobStatus
@@ -258,6 +259,7 @@ def test_job_decorator_gives_an_enqueue_shortcut(redis_conn):
 
 def test_cancel_pending_job_leaves_the_queue_and_is_audited(redis_conn, drain, django_user_model):
     user = django_user_model.objects.create_user("op")
+    user.user_permissions.add(Permission.objects.get(codename="cancel_job"))  # jobs.api checks it
     record = api.enqueue(demo.add, 1, 1)
     assert api.cancel(record, user) == "cancelled"
     record.refresh_from_db()
