@@ -4,8 +4,7 @@ from __future__ import annotations
 
 import uuid
 from dataclasses import dataclass
-from datetime import datetime, timedelta
-from datetime import timezone as dt_timezone
+from datetime import UTC, datetime, timedelta
 
 from django import forms
 from django.conf import settings
@@ -56,7 +55,7 @@ class UTCDateTimeField(forms.DateTimeField):
         if result is None:
             return None
         try:
-            return result.astimezone(dt_timezone.utc)
+            return result.astimezone(UTC)
         except OverflowError:  # 9999-12-31T23:00-15:00 is past the last representable instant
             raise forms.ValidationError("Enter a date and time between the years 1 and 9999.",
                                         code="invalid") from None

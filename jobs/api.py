@@ -426,4 +426,4 @@ def _set_paused(queue_name: str, paused: bool, user) -> None:
 
 
 # Worker controls live in jobs.control (this module was past 400 lines); they are part of the api.
-from .control import QUIET_WORKERS_KEY, quiet_worker, quiet_workers, stop_worker, unquiet_worker  # noqa: E402,F401
+from .control import QUIET_WORKERS_KEY, quiet_worker, quiet_workers, stop_worker, unquiet_worker  # noqa: F401

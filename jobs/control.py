@@ -13,7 +13,6 @@ from .actions import ACTIONS
 from .api import ActionNotAllowed, audit, permit
 from .connection import REDIS_ERRORS, get_connection
 
-
 # The contract with the worker's dequeue loop (jobs.worker): a worker whose name is in this
 # set finishes its current job and takes no new one. RQ has no "quiet" command of its own.
 QUIET_WORKERS_KEY = "jobdeck:quiet-workers"

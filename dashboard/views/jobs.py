@@ -21,6 +21,7 @@ from ..paging import BadCursor, keyset
 from ..timeline import timeline
 from .base import acted, render_fragment, render_page, safe_next
 
+
 @viewer_required
 @vary_on_headers("HX-Request")
 def job_list(request):

@@ -6,7 +6,6 @@ from datetime import timedelta
 import pytest
 from django.test import Client
 from django.urls import reverse
-from django.utils import timezone
 
 from jobs.models import AuditEntry, Status
 
@@ -16,7 +15,7 @@ LONG = "jobs.demo." + "very_long_function_name_" * 3
 
 
 @pytest.fixture
-def phone(browser, live_server, operator_user):  # noqa: F811
+def phone(browser, live_server, operator_user):
     client = Client()
     client.force_login(operator_user)
     context = browser.new_context(base_url=live_server.url, viewport={"width": 390, "height": 844},
@@ -29,26 +28,14 @@ def phone(browser, live_server, operator_user):  # noqa: F811
 
 
 @pytest.fixture
-def site(make_record, redis_conn):
-    from rq import Worker
-    from rq.utils import utcformat
-
-    from jobs.connection import get_queue
-
+def site(make_record, make_worker):
     failed = make_record(Status.FAILED, func_path=LONG, args=["x" * 200], error_message="boom " * 40)
     make_record(Status.RUNNING, progress=0.3, progress_message="step 3 of 10 " * 5)
     make_record(Status.COMPLETED, result={"total": "y" * 300})
     AuditEntry.objects.create(username="operator", action="retry", record_id=failed.pk, detail={"n": "z" * 300})
-    workers = []
-    for name in ("a-worker-with-a-rather-long-name-on-some-host", "dead-worker"):
-        worker = Worker([get_queue("default"), get_queue("high"), get_queue("low")], connection=redis_conn, name=name)
-        worker.register_birth()
-        worker.heartbeat()
-        workers.append(worker)
-    redis_conn.hset(workers[1].key, "last_heartbeat", utcformat(timezone.now() - timedelta(minutes=10)))
-    yield failed
-    for worker in workers:
-        worker.register_death()
+    make_worker("a-worker-with-a-rather-long-name-on-some-host", queues=("default", "high", "low"))
+    make_worker("dead-worker", silent=timedelta(minutes=10))
+    return failed
 
 
 def test_no_page_scrolls_sideways_at_390_px(phone, site):

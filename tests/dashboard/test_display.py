@@ -34,23 +34,9 @@ def test_a_job_that_never_started_has_no_duration(make_record):
 
 
 @pytest.fixture
-def workers(redis_conn):
+def workers(make_worker):
     """A worker beating now and one whose last beat is ten minutes old (killed, never unregistered)."""
-    from rq import Worker
-    from rq.utils import utcformat
-
-    from jobs.connection import get_queue
-
-    made = []
-    for name in ("alive-worker", "dead-worker"):
-        worker = Worker([get_queue("default")], connection=redis_conn, name=name)
-        worker.register_birth()
-        worker.heartbeat()
-        made.append(worker)
-    redis_conn.hset(made[1].key, "last_heartbeat", utcformat(timezone.now() - timedelta(minutes=10)))
-    yield made
-    for worker in made:
-        worker.register_death()
+    return [make_worker("alive-worker"), make_worker("dead-worker", silent=timedelta(minutes=10))]
 
 
 def test_the_overview_lists_a_dead_worker_apart_from_the_live_ones(reader, workers):

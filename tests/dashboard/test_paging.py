@@ -18,7 +18,7 @@ pytestmark = pytest.mark.django_db
 
 def pager_link(response, label: str) -> str | None:
     """The href of the pager link whose text is `label`, as the page renders it."""
-    nav = re.search(r'<nav class="pager".*?</nav>', response.content.decode(), re.S)
+    nav = re.search(r'<nav class="pager".*?</nav>', response.content.decode(), re.DOTALL)
     assert nav, "no pager on the page"
     found = re.search(r'<a href="([^"]*)"[^>]*>' + re.escape(label) + "</a>", nav.group(0))
     return unescape(found.group(1)) if found else None

@@ -17,17 +17,9 @@ pytestmark = pytest.mark.django_db
 
 
 @pytest.fixture
-def worker(redis_conn):
+def worker(make_worker):
     """A registered, beating RQ worker (no process: the commands are checked in Redis)."""
-    from rq import Worker
-
-    from jobs.connection import get_queue
-
-    registered = Worker([get_queue("default")], connection=redis_conn, name="ctl-worker")
-    registered.register_birth()
-    registered.heartbeat()
-    yield registered
-    registered.register_death()
+    return make_worker("ctl-worker")
 
 
 @pytest.fixture

@@ -18,7 +18,6 @@ WORK = "tests.faults.jobs.work"
 
 def operator():
     from django.contrib.auth import get_user_model
-
     from django.contrib.auth.models import Permission
 
     user, _ = get_user_model().objects.get_or_create(username="operator")
