@@ -37,6 +37,8 @@ def job_actions(context, record, where):
 @register.simple_tag(takes_context=True)
 def allowed_actions(context) -> frozenset:
     """{% allowed_actions as can %}: the verbs the viewer may use ("retry", …, "bulk")."""
+    if "request" not in context:  # an error page rendered without its request: offer nothing
+        return frozenset()
     return rows.RowContext.of(context).allowed
 
 
