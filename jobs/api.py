@@ -20,12 +20,14 @@ from datetime import timedelta
 from typing import Any
 
 from django.conf import settings
+from django.core.exceptions import PermissionDenied
 from django.db import transaction
 from django.utils import timezone
 from rq.exceptions import InvalidJobOperation, NoSuchJobError
 from rq.job import Job, JobStatus
 
 from . import validation
+from .actions import ACTIONS
 from .conf import jobs_setting
 from .connection import REDIS_ERRORS, get_connection, is_configured
 from .copy import insert_many, insert_one
@@ -43,6 +45,15 @@ class ActionNotAllowed(Exception):
 
 class QueueGone(ActionNotAllowed):
     """The job's queue is no longer in RQ_QUEUES: it cannot run again (cancel and delete still work)."""
+class NotPermitted(PermissionDenied):
+    """The user lacks the action's permission (jobs.actions); Django answers it with a 403."""
+
+
+def permit(user, verb: str) -> None:
+    """Refuse, before anything changes, an action the user may not do (user None: the system)."""
+    action = ACTIONS[verb]
+    if not action.allowed(user):
+        raise NotPermitted(f"{_name(user)} may not {verb}: that needs the “{action.permission}” permission")
 
 
 # --- enqueue -----------------------------------------------------------------
@@ -277,6 +288,7 @@ def retry(record: BackgroundTaskRecord, user=None) -> BackgroundTaskRecord:
     wins, the others raise ActionNotAllowed and push nothing. A job whose queue was removed
     from RQ_QUEUES raises QueueGone before its row changes (it would stay pending for ever).
     """
+    permit(user, "retry")
     if not is_configured(record.queue_name):
         raise QueueGone(f"queue {record.queue_name!r} is no longer configured, so the job cannot run again; "
                         "delete it, or enqueue it anew on a configured queue")
@@ -284,7 +296,7 @@ def retry(record: BackgroundTaskRecord, user=None) -> BackgroundTaskRecord:
         if not record.mark_requeued():
             record.refresh_from_db(fields=["status"])
             raise ActionNotAllowed(f"only failed or cancelled jobs can be retried; this one is {record.status}")
-        audit(user, "retry", record)
+        audit(user, ACTIONS["retry"].audit, record)
         transaction.on_commit(functools.partial(_replace_and_push, record))
     return record
 
@@ -312,6 +324,7 @@ def cancel(record: BackgroundTaskRecord, user=None) -> str:
     A row still pending whose RQ job a worker has already started (its start write is on
     the way) is stopped like a running one: cancelling it in Redis would not stop it.
     """
+    permit(user, "cancel")
     record.refresh_from_db()
     if record.status == Status.PENDING:
         try:
@@ -321,14 +334,14 @@ def cancel(record: BackgroundTaskRecord, user=None) -> str:
         if queued:
             with transaction.atomic():
                 if record.mark_cancelled(reason=f"cancelled by {_name(user)}"):
-                    audit(user, "cancel", record, outcome="cancelled")
+                    audit(user, ACTIONS["cancel"].audit, record, outcome="cancelled")
                     return "cancelled"
             record.refresh_from_db()  # a worker picked it up meanwhile: stop it instead
     if record.status in (Status.PENDING, Status.RUNNING):
         with transaction.atomic():
             requested = record.mark_cancel_requested()
             if requested:
-                audit(user, "cancel", record, outcome="stopping", worker=record.worker_name)
+                audit(user, ACTIONS["cancel"].audit, record, outcome="stopping", worker=record.worker_name)
         if requested:
             send_stop(record)
             return "stopping"
@@ -363,6 +376,7 @@ def send_stop(record: BackgroundTaskRecord) -> bool:
 
 def delete(record: BackgroundTaskRecord, user=None) -> None:
     """Delete a finished job's row and whatever Redis still holds of it."""
+    permit(user, "delete")
     if not record.is_final:
         raise ActionNotAllowed(f"only finished jobs can be deleted; this one is {record.status}; cancel it first")
     try:
@@ -370,7 +384,7 @@ def delete(record: BackgroundTaskRecord, user=None) -> None:
     except REDIS_ERRORS as exc:
         logger.warning("deleting %s: Redis unreachable, its RQ keys expire on their own: %s", record.pk, exc)
     with transaction.atomic():
-        audit(user, "delete", record, func_path=record.func_path, status=record.status)
+        audit(user, ACTIONS["delete"].audit, record, func_path=record.func_path, status=record.status)
         deleted, _ = BackgroundTaskRecord.objects.filter(pk=record.pk, status__in=[
             Status.COMPLETED, Status.FAILED, Status.CANCELLED]).delete()
         if not deleted:
@@ -392,11 +406,13 @@ def paused_queues() -> set[str]:
 
 def pause_queue(queue_name: str, user=None) -> None:
     """Pause a queue: it keeps its jobs, workers stop taking new ones from it."""
+    permit(user, "pause")
     _set_paused(queue_name, True, user)
 
 
 def resume_queue(queue_name: str, user=None) -> None:
     """Resume a paused queue."""
+    permit(user, "resume")
     _set_paused(queue_name, False, user)
 
 
@@ -407,4 +423,8 @@ def _set_paused(queue_name: str, paused: bool, user) -> None:
         raise ActionNotAllowed(f"unknown queue {queue_name!r}")
     connection = get_connection()
     (connection.sadd if paused else connection.srem)(PAUSED_KEY, queue_name)
-    audit(user, "pause" if paused else "resume", queue=queue_name)
+    audit(user, ACTIONS["pause" if paused else "resume"].audit, queue=queue_name)
+
+
+# Worker controls live in jobs.control (this module was past 400 lines); they are part of the api.
+from .control import QUIET_WORKERS_KEY, quiet_worker, quiet_workers, stop_worker, unquiet_worker  # noqa: F401

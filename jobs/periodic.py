@@ -297,6 +297,7 @@ def resume(name: str, user=None) -> PeriodicEntryState:
 
 
 def _set_paused(name: str, user, *, paused: bool) -> PeriodicEntryState:
+    api.permit(user, "cron-pause" if paused else "cron-resume")
     get_entry(name)
     with transaction.atomic():
         state, _ = PeriodicEntryState.objects.select_for_update().get_or_create(name=name)
@@ -312,6 +313,7 @@ def _set_paused(name: str, user, *, paused: bool) -> PeriodicEntryState:
 
 def run_now(name: str, user=None) -> BackgroundTaskRecord:
     """Enqueue one run of entry `name` now, outside its schedule (paused or not); audited."""
+    api.permit(user, "cron-run")
     record = _build(get_entry(name))
     with transaction.atomic():
         api.save_and_push([record])

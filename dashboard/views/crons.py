@@ -7,18 +7,13 @@ from django.urls import reverse
 from django.views.decorators.vary import vary_on_headers
 
 from jobs import api, periodic
+from jobs.actions import ACTIONS
 
-from ..access import operator_required, viewer_required
+from ..access import action_required, viewer_required
 from .base import acted, render_fragment, render_page
 
 CRON_REGIONS = ("cron-table",)
 
-# The one permission check of the cron actions: repoint it when operate is split per action.
-cron_operator_required = operator_required
-
-# action → (jobs.periodic function, what the message says was done)
-CRON_ACTIONS = {"pause": (periodic.pause, "paused"), "resume": (periodic.resume, "resumed"),
-                "run": (periodic.run_now, "run enqueued now")}
 
 
 @viewer_required
@@ -27,12 +22,12 @@ def cron_list(request):
     return render_page(request, "dashboard/cron_list.html", {"rows": periodic.entry_rows()}, CRON_REGIONS)
 
 
-@cron_operator_required
+@action_required()
 def cron_action(request, name, action):
-    func, done = CRON_ACTIONS[action]
+    """One of the cron-* actions of jobs.actions on entry `name`."""
     try:
-        func(name, request.user)
-        text, ok = f"{name}: {done}.", True
+        ACTIONS[action].run(name, request.user)
+        text, ok = f"{name}: {ACTIONS[action].done}.", True
     except periodic.UnknownEntry:
         raise Http404(f"No periodic entry named {name!r}.") from None
     except api.ActionNotAllowed as exc:

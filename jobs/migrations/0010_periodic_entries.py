@@ -7,7 +7,7 @@ from django.db import migrations, models
 class Migration(migrations.Migration):
 
     dependencies = [
-        ('jobs', '0006_pushed_at_help_text'),
+        ('jobs', '0008_action_permissions'),
     ]
 
     operations = [

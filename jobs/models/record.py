@@ -15,6 +15,7 @@ from django.db.models import Q
 from django.utils import timezone
 
 from .. import fastpath
+from ..actions import PERMISSIONS
 from .attempt import TaskAttempt
 from .audit import AuditEntry
 from .queries import RecordQuerySet
@@ -86,7 +87,8 @@ class BackgroundTaskRecord(models.Model):
             models.Index(fields=["periodic_entry", "-enqueued_at"], name="record_periodic_newest",
                          condition=Q(periodic_entry__isnull=False)),
         ]
-        permissions = [("operate_backgroundtaskrecord", "Can retry, cancel and delete jobs")]
+        # operate: every operator action (jobs.actions), as before; the others one action each.
+        permissions = [("operate_backgroundtaskrecord", "Can do every operator action"), *PERMISSIONS]
 
     def __str__(self) -> str:
         return f"{self.func_path} [{self.status}] {self.id}"

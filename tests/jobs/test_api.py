@@ -3,6 +3,7 @@
 from datetime import timedelta
 
 import pytest
+from django.contrib.auth.models import Permission
 from django.db import connection, transaction
 from django.test.utils import CaptureQueriesContext
 from rq.job import Job, JobStatus
@@ -334,6 +335,7 @@ def test_job_decorator_gives_an_enqueue_shortcut(redis_conn):
 
 def test_cancel_pending_job_leaves_the_queue_and_is_audited(redis_conn, drain, django_user_model):
     user = django_user_model.objects.create_user("op")
+    user.user_permissions.add(Permission.objects.get(codename="cancel_job"))  # jobs.api checks it
     record = api.enqueue(demo.add, 1, 1)
     assert api.cancel(record, user) == "cancelled"
     record.refresh_from_db()
