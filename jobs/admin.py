@@ -1,20 +1,22 @@
 """A read-only admin for records, attempts and the audit log: changes go through jobs.api.
 
-Only for users who may operate on jobs (superusers hold every permission): the read-only role
-reads the dashboard, which shows what it may see. Keyword arguments are masked here as on the
-dashboard, and the lists filter only through their own filters, never a raw lookup.
+Only for users who may do all an operator may (jobs.actions.operates; superusers hold every
+permission): the read-only role and a one-action role read the dashboard, which shows what they
+may see. Keyword arguments are masked here as on the dashboard, and the lists filter only through
+their own filters, never a raw lookup.
 """
 
 import json
 
 from django.contrib import admin
+from django.contrib.admin.options import IncorrectLookupParameters
+from django.contrib.admin.views.main import ChangeList
 from django.urls import NoReverseMatch, reverse
 from django.utils.html import format_html
 
+from .actions import operates
 from .masking import mask_kwargs
 from .models import AuditEntry, BackgroundTaskRecord, TaskAttempt
-
-OPERATE = "jobs.operate_backgroundtaskrecord"
 
 
 def dashboard_url(record_id) -> str | None:
@@ -25,12 +27,28 @@ def dashboard_url(record_id) -> str | None:
         return None
 
 
+class CheckedChangeList(ChangeList):
+    """A lookup value the database or Python cannot take (a NUL byte, the year after 9999) gets the
+    admin's own answer to a bad lookup (a redirect to `?e=1`), not a 500."""
+
+    def get_filters(self, request):
+        if any("\x00" in value for _, values in request.GET.lists() for value in values):
+            raise IncorrectLookupParameters("a lookup value holds a NUL byte")
+        try:
+            return super().get_filters(request)
+        except (ValueError, OverflowError) as exc:  # date_hierarchy's year + 1 past datetime's range
+            raise IncorrectLookupParameters(exc) from exc
+
+
 class ReadOnlyAdmin(admin.ModelAdmin):
+    def get_changelist(self, request, **kwargs):
+        return CheckedChangeList
+
     def has_module_permission(self, request):
-        return super().has_module_permission(request) and request.user.has_perm(OPERATE)
+        return super().has_module_permission(request) and operates(request.user)
 
     def has_view_permission(self, request, obj=None):
-        return super().has_view_permission(request, obj) and request.user.has_perm(OPERATE)
+        return super().has_view_permission(request, obj) and operates(request.user)
 
     def lookup_allowed(self, lookup, value, request=None):
         # Django allows any lookup on a local field, so ?kwargs__password__startswith=a would

@@ -35,12 +35,14 @@ import logging
 import os
 import queue
 import threading
+import time
 from collections.abc import Callable
 from dataclasses import dataclass
 
 from django.db import connections
 
-from . import fastpath
+from . import dbtimeouts, fastpath
+from .conf import jobs_setting
 
 logger = logging.getLogger(__name__)
 
@@ -56,6 +58,8 @@ MAX_BATCH = 50
 LINGER_SECONDS = 0.1
 # How long a worker waits for its writes when it exits; what is left, the reconciler repairs.
 EXIT_FLUSH_SECONDS = 30
+# How often the watchdog looks at the write in progress (see RowWriter.lag_seconds).
+WATCH_SECONDS = 1.0
 
 _STOP = object()
 
@@ -101,6 +105,7 @@ class RowWriter:
         self._thread: threading.Thread | None = None
         self._start_lock = threading.Lock()
         self._hurry = threading.Event()
+        self._performing_since: float | None = None  # monotonic start of the batch being written
 
     def submit(self, write: Write) -> None:
         """Hand over one write; never raises."""
@@ -138,8 +143,11 @@ class RowWriter:
                     # A daemon: a writer stuck on a hung database never keeps the worker alive.
                     self._thread = threading.Thread(target=self._run, name=self.name, daemon=True)
                     self._thread.start()
+                    threading.Thread(target=self._watch, args=(self._thread,), name=f"{self.name}-watchdog",
+                                     daemon=True).start()
 
     def _run(self) -> None:
+        dbtimeouts.bound_this_thread()
         try:
             while True:
                 items = [self._queue.get()]
@@ -151,6 +159,7 @@ class RowWriter:
                     self._hurry.wait(LINGER_SECONDS)
                     self._take_queued(items)
                 self._hurry.clear()
+                self._performing_since = time.monotonic()
                 try:
                     if not self._perform(items):
                         return
@@ -159,8 +168,32 @@ class RowWriter:
                     for item in items:
                         if isinstance(item, threading.Event):
                             item.set()
+                finally:
+                    self._performing_since = None
         finally:
             connections.close_all()  # this thread's own connection
+
+    def lag_seconds(self) -> float:
+        """How long the writes being performed now have taken so far (0 when none are): how far
+        the rows lag behind their jobs when the database is slow or silent."""
+        since = self._performing_since
+        if since is None or os.getpid() != self._pid:  # a work horse's copy: not its writes
+            return 0.0
+        return max(time.monotonic() - since, 0.0)
+
+    def _watch(self, thread: threading.Thread) -> None:
+        """Log a write stalled past JOBS_WRITER_STALL_SECONDS, once per stall, and its end."""
+        stalled = False
+        while thread.is_alive():
+            time.sleep(WATCH_SECONDS)
+            lag = self.lag_seconds()
+            if not stalled and lag > jobs_setting("JOBS_WRITER_STALL_SECONDS"):
+                stalled = True
+                logger.warning("%s: a row write has been waiting on the database for %.0f s; jobs go on, "
+                               "their rows lag behind", self.name, lag)
+            elif stalled and lag == 0:
+                stalled = False
+                logger.warning("%s: row writes go through again", self.name)
 
     def _take_queued(self, items: list) -> None:
         """Append what is queued now, up to MAX_BATCH items, without waiting."""

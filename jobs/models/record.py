@@ -15,6 +15,7 @@ from django.db.models import Q
 from django.utils import timezone
 
 from .. import fastpath
+from ..actions import PERMISSIONS
 from .attempt import TaskAttempt
 from .audit import AuditEntry
 from .queries import RecordQuerySet
@@ -61,6 +62,9 @@ class BackgroundTaskRecord(models.Model):
     progress = models.FloatField(null=True, blank=True)
     progress_message = models.CharField(max_length=255, blank=True)
 
+    periodic_entry = models.CharField(max_length=100, null=True, blank=True,
+                                      help_text="The periodic entry (JOBS_PERIODIC or @periodic) this run belongs to.")
+
     objects = RecordQuerySet.as_manager()
 
     class Meta:
@@ -79,8 +83,12 @@ class BackgroundTaskRecord(models.Model):
             # over the failed rows only (about 1% of a busy table).
             models.Index(fields=["func_path", "error_type", "-finished_at"], name="record_failed_groups",
                          condition=Q(status="failed")),
+            # The Crons page: each entry's recent runs, and the overlap check of the clock.
+            models.Index(fields=["periodic_entry", "-enqueued_at"], name="record_periodic_newest",
+                         condition=Q(periodic_entry__isnull=False)),
         ]
-        permissions = [("operate_backgroundtaskrecord", "Can retry, cancel and delete jobs")]
+        # operate: every operator action (jobs.actions), as before; the others one action each.
+        permissions = [("operate_backgroundtaskrecord", "Can do every operator action"), *PERMISSIONS]
 
     def __str__(self) -> str:
         return f"{self.func_path} [{self.status}] {self.id}"
@@ -303,7 +311,9 @@ class BackgroundTaskRecord(models.Model):
 
     def set_progress(self, fraction: float | None, message: str = "") -> bool:
         """Store a running job's progress (0..1) and message."""
-        if fraction is not None:
-            fraction = min(max(float(fraction), 0.0), 1.0)
-        # Pending too: a job may report before its worker's start write has landed.
-        return self._transition(ACTIVE_STATES, progress=fraction, progress_message=message[:255])
+        from ..values import progress_fraction, progress_message
+
+        # Pending too: a job may report before its worker's start write has landed. A NUL or a
+        # lone surrogate in the message used to make the UPDATE fail, and the report was lost.
+        return self._transition(ACTIVE_STATES, progress=progress_fraction(fraction),
+                                progress_message=progress_message(message))

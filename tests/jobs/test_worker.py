@@ -232,7 +232,7 @@ def test_two_concurrent_retries_make_exactly_one_new_attempt(drain):
     ("Traceback (most recent call last):\n  File \"x.py\", line 1\nmod.CustomError: two\nlines\n",
      ("CustomError", "two\nlines")),
     ("Work-horse terminated unexpectedly; waitpid returned 9 (signal 9); ",
-     ("WorkHorseKilled", "Work-horse terminated unexpectedly; waitpid returned 9 (signal 9)")),
+     ("WorkHorseKilled", "work horse killed by signal 9 (SIGKILL) before the job finished")),
     ("", ("UnknownError", "the job failed without an error message")),
 ])
 def test_parse_exc_string(exc_string, expected):

@@ -95,3 +95,17 @@ def test_rqs_own_dashboard_is_not_served(client, superuser, django_user_model, r
         assert client.post(f"/admin/django_rq/dashboard/queues/0/{record.pk}/delete/", {"post": "yes"}).status_code == 404
         assert b"django_rq" not in client.get("/admin/").content
     assert redis_conn.exists(f"rq:job:{record.pk}")
+
+
+def test_the_operators_group_reaches_the_admin_and_a_one_action_role_does_not(client, django_user_model,
+                                                                             secret_record):
+    from dashboard.demo import create_groups
+
+    groups = create_groups()
+    for group, expected in (("operators", 200), ("retry only", 302), ("viewers", 302)):
+        user = django_user_model.objects.create_user(group.replace(" ", "-"), password="pw", is_staff=True)
+        user.groups.add(groups[group])
+        client.force_login(user)
+        response = client.get(f"{RECORDS}{secret_record.pk}/change/")
+        assert response.status_code == expected, group
+        assert SECRET.encode() not in response.content
