@@ -10,10 +10,10 @@ import json
 import re
 from datetime import datetime
 
-from django.conf import settings
 from django.utils import timezone
 
-MASK = "••••••"
+from jobs.masking import mask_kwargs
+
 # JSON may hold lone surrogates ("\\udcff", e.g. from bytes decoded with surrogateescape): as text
 # they cannot be encoded to UTF-8, so the page shows U+FFFD instead of failing.
 LONE_SURROGATE = re.compile("[\ud800-\udfff]")
@@ -73,11 +73,9 @@ def pretty_json(value) -> str:
 
 
 def masked(kwargs):
-    """kwargs with the values of sensitive-looking names (password, token…) replaced."""
-    if not isinstance(kwargs, dict):
-        return kwargs
-    words = settings.DASHBOARD_SENSITIVE_KWARGS
-    return {k: MASK if any(w in str(k).lower() for w in words) else v for k, v in kwargs.items()}
+    """kwargs with the values of sensitive-looking names (password, token…) replaced: jobs.masking's
+    rule, the one the search and the admin follow too."""
+    return mask_kwargs(kwargs)
 
 
 def func_module(path: str) -> str:
