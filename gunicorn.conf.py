@@ -12,3 +12,7 @@ if site.TRUST_X_FORWARDED_PROTO:
 else:
     forwarded_allow_ips = ""
     secure_scheme_headers = {}  # also for a unix socket, which gunicorn trusts whatever the list
+
+# gunicorn 25+ opens a control socket at one path per user ($HOME/.gunicorn/gunicorn.ctl): two
+# sites (or a site and its test suite) on one host would fight over it. Nothing here uses it.
+control_socket_disable = True
