@@ -107,11 +107,11 @@ def _intervals(retry_intervals: int | Sequence[int] | None) -> list[int]:
 
 def build_record(func_or_path, args: Sequence = (), kwargs: dict | None = None, *, queue: str = "default",
                  retries: int = 0, retry_intervals=None, timeout: int | None = None,
-                 delay=None) -> BackgroundTaskRecord:
+                 delay=None, at_most_once: bool | None = None) -> BackgroundTaskRecord:
     """Validate one call and return its unsaved record. Raises TypeError/ValueError on bad input."""
     kwargs = kwargs or {}
     func_path = func_path_of(func_or_path)
-    options = _options(queue, retries, retry_intervals, timeout)
+    options = _options(queue, retries, retry_intervals, timeout, at_most_once)
     _check_json(args, kwargs)
     now = timezone.now()
     delay_s = _seconds(delay)
@@ -119,7 +119,8 @@ def build_record(func_or_path, args: Sequence = (), kwargs: dict | None = None, 
                        scheduled_for=now + timedelta(seconds=delay_s) if delay_s else None, **options)
 
 
-def _options(queue: str, retries: int, retry_intervals, timeout: int | None) -> dict[str, Any]:
+def _options(queue: str, retries: int, retry_intervals, timeout: int | None,
+             at_most_once: bool | None = None) -> dict[str, Any]:
     """The record fields an enqueue's options set, checked."""
     if queue not in settings.RQ_QUEUES:
         raise ValueError(f"unknown queue {queue!r}; configured: {', '.join(settings.RQ_QUEUES)}")
@@ -127,8 +128,10 @@ def _options(queue: str, retries: int, retry_intervals, timeout: int | None) -> 
         raise ValueError("retries must be 0 or more")
     if timeout is not None and (timeout == 0 or timeout < -1):
         raise ValueError("timeout must be a positive number of seconds, or -1 for no limit")
+    if at_most_once is None:
+        at_most_once = jobs_setting("JOBS_AT_MOST_ONCE")
     return dict(queue_name=queue, max_retries=retries, retry_intervals=_intervals(retry_intervals),
-                timeout=timeout or settings.RQ_QUEUES[queue].get("DEFAULT_TIMEOUT",
+                at_most_once=bool(at_most_once), timeout=timeout or settings.RQ_QUEUES[queue].get("DEFAULT_TIMEOUT",
                                                                  jobs_setting("JOBS_DEFAULT_TIMEOUT")))
 
 
@@ -158,14 +161,17 @@ def _field_defaults() -> list[tuple[Any, Any]]:
 
 def enqueue(func_or_path: Callable | str, *args, queue: str = "default", retries: int = 0,
             retry_intervals: int | Sequence[int] | None = None, timeout: int | None = None,
-            delay: timedelta | int | float | None = None, **kwargs) -> BackgroundTaskRecord:
+            delay: timedelta | int | float | None = None, at_most_once: bool | None = None,
+            **kwargs) -> BackgroundTaskRecord:
     """Record a job in the caller's transaction and push it to RQ once that commits.
 
     A rolled-back transaction leaves neither row nor job. Arguments must be JSON: the
-    first one that is not raises TypeError before anything is written.
+    first one that is not raises TypeError before anything is written. `at_most_once`
+    (default: JOBS_AT_MOST_ONCE) fails, instead of requeueing, a job whose worker shut
+    down or was lost.
     """
     record = build_record(func_or_path, args, kwargs, queue=queue, retries=retries,
-                          retry_intervals=retry_intervals, timeout=timeout, delay=delay)
+                          retry_intervals=retry_intervals, timeout=timeout, delay=delay, at_most_once=at_most_once)
     save_and_push([record])
     return record
 
@@ -185,10 +191,11 @@ class Call:
 
 
 def enqueue_many(calls: Iterable[Call], *, queue: str = "default", retries: int = 0,
-                 retry_intervals=None, timeout: int | None = None) -> list[BackgroundTaskRecord]:
+                 retry_intervals=None, timeout: int | None = None,
+                 at_most_once: bool | None = None) -> list[BackgroundTaskRecord]:
     """Enqueue many jobs with one INSERT (COPY on PostgreSQL) and, after commit, one Redis
     call per thousand jobs."""
-    options = _options(queue, retries, retry_intervals, timeout)
+    options = _options(queue, retries, retry_intervals, timeout, at_most_once)
     records = []
     for call in calls:
         func_path = func_path_of(call.func)
@@ -249,11 +256,12 @@ def _push_on_commit(records: Sequence[BackgroundTaskRecord]) -> None:
     transaction.on_commit(_PushOnCommit(records))
 
 
-def job(queue: str = "default", retries: int = 0, retry_intervals=None, timeout: int | None = None):
+def job(queue: str = "default", retries: int = 0, retry_intervals=None, timeout: int | None = None,
+        at_most_once: bool | None = None):
     """Decorator giving a function an ``.enqueue(*args, **kwargs)`` shortcut with these options."""
     def decorate(func):
         func.enqueue = functools.partial(enqueue, func, queue=queue, retries=retries,
-                                         retry_intervals=retry_intervals, timeout=timeout)
+                                         retry_intervals=retry_intervals, timeout=timeout, at_most_once=at_most_once)
         return func
     return decorate
 

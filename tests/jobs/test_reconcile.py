@@ -55,8 +55,26 @@ def test_redis_flushed_while_rows_are_pending_they_are_pushed_again_and_complete
     assert reconcile_records().changed == 0
 
 
-def test_whole_worker_sigkilled_mid_job_is_settled_as_worker_lost(start_worker, fast_liveness):
-    record = api.enqueue(demo.sleep, 120)
+def test_whole_worker_sigkilled_mid_job_is_requeued_and_runs_again(start_worker, fast_liveness):
+    """At-least-once: a job lost with its worker goes back to its queue; its attempt is `lost`,
+    not `failed`, and it uses up none of the job's retries."""
+    record = api.enqueue(demo.sleep, 3, retries=1)
+    first = start_worker(env=fast_liveness)
+    wait_for(lambda: fresh(record).status == Status.RUNNING, timeout=30, message="the job to start")
+    first.kill_group()  # worker and work horse: a host lost
+    settle(record)
+    record = fresh(record)
+    assert (record.status, record.error_type, record.interruptions, record.retries_left) == (
+        Status.PENDING, "WorkerLost", 1, 2)
+    assert list(record.attempt_set.values_list("outcome", flat=True)) == ["lost"]
+    start_worker(env=fast_liveness)
+    wait_for(lambda: fresh(record).status == Status.COMPLETED, timeout=60, message="the job to run again")
+    assert list(record.attempt_set.values_list("outcome", flat=True)) == ["lost", "completed"]
+    assert record.attempts == 2 and record.retries_left == 1, "only the completed run counts as a try"
+
+
+def test_whole_worker_sigkilled_mid_job_at_most_once_is_settled_as_worker_lost(start_worker, fast_liveness):
+    record = api.enqueue(demo.sleep, 120, at_most_once=True)
     worker = start_worker(env=fast_liveness)
     wait_for(lambda: fresh(record).status == Status.RUNNING, timeout=30, message="the job to start")
     worker.kill_group()  # worker and work horse: a host lost
@@ -68,8 +86,8 @@ def test_whole_worker_sigkilled_mid_job_is_settled_as_worker_lost(start_worker, 
     assert record.attempt_set.get().outcome == "failed"
 
 
-def test_worker_lost_with_retries_left_runs_again_elsewhere(start_worker, fast_liveness, redis_conn):
-    record = api.enqueue(demo.sleep, 3, retries=1)
+def test_worker_lost_at_most_once_with_retries_left_uses_a_retry(start_worker, fast_liveness, redis_conn):
+    record = api.enqueue(demo.sleep, 3, retries=1, at_most_once=True)
     first = start_worker(env=fast_liveness)
     wait_for(lambda: fresh(record).status == Status.RUNNING, timeout=30, message="the job to start")
     first.kill_group()
