@@ -227,3 +227,45 @@ def test_progress_from_a_job_lands_while_the_writer_holds_its_start(start_worker
     assert worker.process.wait(60) == 0
     record = fresh(record)
     assert record.status == Status.COMPLETED and record.progress == 1.0 and record.attempts == 1
+
+
+def test_one_poisoned_write_costs_only_itself_and_is_reduced_to_what_can_be_stored(caplog):
+    """A result nothing can render (`10**5000`: str() and repr() refuse it) once made the whole
+    batch be dropped, and the next job's row stayed pending. Now the batch is retried row by
+    row, the poisoned write is stored reduced (a bounded preview, a note saying why), and the
+    good writes around it land as they are."""
+    good = [BackgroundTaskRecord.objects.create(func_path="jobs.demo.add") for _ in range(4)]
+    bad = BackgroundTaskRecord.objects.create(func_path="jobs.demo.huge")
+    failing = BackgroundTaskRecord.objects.create(func_path="jobs.demo.fail")
+    now = timezone.now()
+    writer = RowWriter()
+    release = threading.Event()
+    writer.submit(Write("hold", "-", lambda: release.wait(10)))
+
+    def run(record, result=None, error=None):
+        writer.submit(Write("start", record.pk, intent=intents.Start(
+            record.pk, f"e-{record.pk}", worker_name="w", hostname="h", pid=1, started_at=now)))
+        if error is None:
+            end = intents.Complete(record.pk, f"e-{record.pk}", result=result, finished_at=now, started_at=now)
+        else:
+            end = intents.Fail(record.pk, f"e-{record.pk}", error_type=error, error_message="\udcff" * 10,
+                               traceback="tb", finished_at=now)
+        writer.submit(Write("outcome", record.pk, intent=end))
+
+    run(good[0], 0)
+    run(good[1], 1)
+    run(bad, 10**5000)
+    run(failing, error="L" * 300)
+    run(good[2], 2)
+    run(good[3], 3)
+    release.set()
+    assert writer.close(30)
+
+    assert [(fresh(r).status, r.result, r.attempts) for r in good] == [(Status.COMPLETED, i, 1) for i in range(4)]
+    bad = fresh(bad)
+    assert (bad.status, bad.attempts) == (Status.COMPLETED, 1)
+    assert bad.result["note"].startswith("the full record could not be written: ValueError")
+    assert len(bad.result["preview"]) <= 1000
+    failing = fresh(failing)
+    assert (failing.status, failing.error_type) == (Status.FAILED, "L" * 255), "the error type is kept"
+    assert "could not record" not in caplog.text, "nothing was dropped"
