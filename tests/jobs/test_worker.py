@@ -21,6 +21,11 @@ def fresh(record):
     return record
 
 
+def unprintable() -> int:
+    """A job whose result neither str() nor repr() can render (Python 3.11's int limit)."""
+    return 10**5000
+
+
 def test_success_records_result_duration_worker_and_one_attempt(drain):
     record = api.enqueue(demo.add, 2, 3)
     drain()
@@ -318,6 +323,10 @@ def test_a_job_a_deploy_interrupts_goes_back_to_its_queue_and_runs_again(start_w
     start_worker()
     wait_for(lambda: fresh(record).status == Status.COMPLETED, timeout=60, message="the job to run again")
     assert list(record.attempt_set.values_list("outcome", flat=True)) == ["interrupted", "completed"]
+    from dashboard.timeline import timeline
+
+    ended = [e for e in timeline(record, list(record.attempt_set.all())) if e.label == "attempt 1 interrupted"]
+    assert [e.detail for e in ended] == ["WorkerShutdown · requeued"]
 
 
 def test_an_at_most_once_job_a_deploy_interrupts_fails_as_before(start_worker):
@@ -339,3 +348,18 @@ def test_a_job_interrupted_more_than_max_interruptions_times_fails(start_worker)
     worker.process.send_signal(signal.SIGTERM)
     worker.process.wait(30)
     assert (fresh(record).status, record.error_type) == (Status.FAILED, "WorkerShutdown")
+
+
+def test_an_unprintable_result_costs_no_other_jobs_row(drain):
+    """Found with hostile jobs: `10**5000` made the result capping raise outside the writer's
+    handling, the batch of queued writes was dropped, and the next ordinary job's row stayed
+    pending. Now that row completes, and the unprintable one is stored as a bounded preview."""
+    before = api.enqueue(demo.add, 1, 1)
+    bad = api.enqueue("tests.jobs.test_worker.unprintable")
+    after = api.enqueue(demo.add, 2, 2)
+    drain()
+    assert [(fresh(r).status, r.result) for r in (before, after)] == [(Status.COMPLETED, 2), (Status.COMPLETED, 4)]
+    bad = fresh(bad)
+    assert bad.status == Status.COMPLETED and bad.attempts == 1
+    assert "not storable" in bad.result["note"] or "could not be written" in bad.result["note"]
+    assert len(bad.result.get("repr") or bad.result.get("preview")) <= 65536
