@@ -54,6 +54,8 @@ WRITES = {
     "interrupt(e)": lambda pk: intents.Interrupt(pk, E, error_message="shutdown", finished_at=T1),
     "lose(e)": lambda pk: intents.Lose(pk, E, error_message="worker lost", finished_at=T1),
     "progress(e)": lambda pk: intents.Progress(pk, E, fraction=0.5, message="half"),
+    "cancel, by an operator": lambda pk: intents.Stop(pk, None, error_message="cancelled by ops", finished_at=T1),
+    "complete, unfenced": lambda pk: intents.Complete(pk, None, result=2, finished_at=T1, started_at=T0),
     "start and complete(e)": lambda pk: intents.Ran(pk, E, start=_start(pk), end=intents.Complete(
         pk, E, result=7, finished_at=T1, started_at=T0)),
 }
@@ -118,13 +120,15 @@ def test_every_write_from_every_state_is_the_same_with_and_without_the_fast_path
     on_e = record_before["status"] in (Status.PENDING, Status.RUNNING) and (
         record_before["execution_id"] == E and state.startswith("running")
         or state in ("pending, never run", "pending, e's start write lost"))
-    if name.startswith(("complete", "fail", "stop", "interrupt", "lose")) and not on_e:
+    if name.startswith(("complete(e)", "fail(e)", "stop(e)", "interrupt(e)", "lose(e)")) and not on_e:
         # The fence: the record is unchanged; attempt e has the write's real outcome, marked late.
         assert record_after == record_before and not changed
         attempt = next(a for a in after[1] if a["execution_id"] == E)
         assert attempt["late_at"] == T1 and attempt["late_outcome"] == (
             TABLE[WRITES[name]("-").event()].outcome if not name.startswith(("interrupt", "lose"))
             else attempt["late_outcome"])
+    if name == "cancel, by an operator":
+        assert len(after[1]) == len(before[1]), "an operator's cancel ends no run of its own"
     if changed:
         assert len([a for a in after[1] if a["outcome"] == "running"]) <= 1, "one attempt runs at a time"
         assert record_after["attempts"] == len(after[1]), "every run has its attempt row"
