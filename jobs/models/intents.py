@@ -132,7 +132,9 @@ class Start(Intent):
                     return True
                 return False
             number = row["attempts"] + 1
-            if row["status"] not in TABLE["start"].from_states:
+            older = (row["status"] == RUNNING and row["started_at"] is not None
+                     and self.started_at < row["started_at"])
+            if row["status"] not in TABLE["start"].from_states or older:
                 # A run the record has moved past (a late start): count it on its own row.
                 _update(self.record_id, {"attempts": number})
                 TaskAttempt.objects.create(record_id=self.record_id, number=number, **self.owned())

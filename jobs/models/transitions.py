@@ -38,14 +38,18 @@ class Transition:
     resets: dict = field(default_factory=dict)
     # It counts an attempt that did not use up a retry (interrupted or lost, then requeued).
     interruption: bool = False
+    # The states PostgreSQL's one statement covers (the common case); the ORM path decides the
+    # rest of `from_states`. None: all of them.
+    common_from: tuple[str, ...] | None = None
 
     def status_q(self) -> Q:
         """The ORM guard: the record is in one of the from-states."""
         return Q(status__in=self.from_states)
 
     def status_sql(self, column: str = "status") -> str:
-        """The same guard as SQL, generated from the table (the states are the enum's own values)."""
-        return f"{column} IN ({', '.join(repr(str(state)) for state in self.from_states)})"
+        """The one statement's guard as SQL, generated from the table (the enum's own values)."""
+        states = self.common_from or self.from_states
+        return f"{column} IN ({', '.join(repr(str(state)) for state in states)})"
 
 
 _CLEAR_ERROR = {"error_type": "", "error_message": "", "traceback": ""}
@@ -54,7 +58,10 @@ _CLEAR_RUN = {"progress": None, "progress_message": ""}
 TABLE: dict[str, Transition] = {t.event: t for t in (
     Transition("push", (PENDING,), None),
     Transition("unpush", (PENDING,), None, resets={"pushed_at": None}),
-    Transition("start", ACTIVE, RUNNING, attempt="opens", resets={"finished_at": None, "scheduled_for": None}),
+    # From running too: the attempt before ended without any write landing (it closes as lost),
+    # unless this start is older than the record's (a late start: it gets its own attempt row).
+    Transition("start", ACTIVE, RUNNING, attempt="opens", resets={"finished_at": None, "scheduled_for": None},
+               common_from=(PENDING,)),
     Transition("complete", ACTIVE, COMPLETED, attempt="closes", outcome="completed", fenced=True,
                resets={**_CLEAR_ERROR, "scheduled_for": None, "progress": 1.0, "cancel_requested_at": None}),
     Transition("fail", ACTIVE, FAILED, attempt="closes", outcome="failed", fenced=True,

@@ -32,6 +32,8 @@ STATES = {
     "running on e": (Status.RUNNING, E, False, [(E, "running")]),
     "running on e, cancel requested": (Status.RUNNING, E, True, [(E, "running")]),
     "running on another attempt": (Status.RUNNING, "exec-x", False, [(E, "lost"), ("exec-x", "running")]),
+    # A newer attempt runs; e (older, from a cut-off host) was never seen: its writes get a row.
+    "running on a newer attempt, e unseen": (Status.RUNNING, "exec-x", False, [("exec-x", "running")]),
     "completed": (Status.COMPLETED, E, False, [(E, "completed")]),
     "failed": (Status.FAILED, E, False, [(E, "failed")]),
     "cancelled": (Status.CANCELLED, E, False, [(E, "cancelled")]),
@@ -73,7 +75,7 @@ def build(state: str, pk) -> BackgroundTaskRecord:
     record = BackgroundTaskRecord.objects.create(
         pk=pk, func_path="jobs.demo.noop", status=status, execution_id=execution_id, attempts=len(attempts),
         enqueued_at=T0 - timedelta(seconds=10), pushed_at=T0 - timedelta(seconds=10), max_retries=2,
-        started_at=T0 if attempts else None, worker_name="w0" if attempts else "",
+        started_at=(T1 if "newer" in state else T0) if attempts else None, worker_name="w0" if attempts else "",
         cancel_requested_at=T0 if cancelling else None)
     for number, (attempt_id, outcome) in enumerate(attempts, 1):
         TaskAttempt.objects.create(record=record, number=number, execution_id=attempt_id, started_at=T0,
@@ -121,12 +123,17 @@ def test_every_write_from_every_state_is_the_same_with_and_without_the_fast_path
         record_before["execution_id"] == E and state.startswith("running")
         or state in ("pending, never run", "pending, e's start write lost"))
     if name.startswith(("complete(e)", "fail(e)", "stop(e)", "interrupt(e)", "lose(e)")) and not on_e:
-        # The fence: the record is unchanged; attempt e has the write's real outcome, marked late.
-        assert record_after == record_before and not changed
+        # The fence: the record is unchanged (but for counting a run it had not seen); attempt e
+        # has the write's real outcome, marked late.
+        assert {**record_after, "attempts": 0} == {**record_before, "attempts": 0} and not changed
         attempt = next(a for a in after[1] if a["execution_id"] == E)
+        assert record_after["attempts"] == len(after[1]), "every run has its attempt row"
         assert attempt["late_at"] == T1 and attempt["late_outcome"] == (
             TABLE[WRITES[name]("-").event()].outcome if not name.startswith(("interrupt", "lose"))
             else attempt["late_outcome"])
+    if name == "start(e)" and "newer" in state:
+        assert record_after == {**record_before, "attempts": 2} and not changed, "a late start moves nothing"
+        assert [a["execution_id"] for a in after[1]] == ["exec-x", E]
     if name == "cancel, by an operator":
         assert len(after[1]) == len(before[1]), "an operator's cancel ends no run of its own"
     if changed:
