@@ -122,8 +122,10 @@ class TrackingMixin:
         super().__init__(*args, **kwargs)
         self._failure: tuple[str, int] | None = None
         self._execution_id: str | None = None
-        # Set when a shutdown stops the running job and requeues it: (job id, message).
+        # Set when a shutdown stops the running job to requeue it: (job id, message); and
+        # (job id, message) once RQ has requeued it (a horse that ended by itself meanwhile is not).
         self._interrupted: tuple[str, str] | None = None
+        self._requeued: tuple[str, str] | None = None
         self._paused: tuple[float, set[str]] | None = None
         self.rows = RowWriter()
 
@@ -236,6 +238,7 @@ class TrackingMixin:
             self.cleanup_execution(job, pipeline=pipe, execution=execution)
             queue._enqueue_job(job, pipeline=pipe, at_front=True)
             pipe.execute()
+        self._requeued, self._interrupted = self._interrupted, None
 
     def _note_failure(self, job: Job, exc_string: str, retry_in: int) -> None:
         raise NotImplementedError
@@ -327,9 +330,10 @@ class Worker(TrackingMixin, rq.Worker):
 
     def _record_end(self, job: Job) -> None:
         """Read how the attempt ended and hand that to the writer; never raises."""
-        if self._interrupted is not None and self._interrupted[0] == job.id:
-            message = self._interrupted[1]
-            self._interrupted = None
+        self._interrupted = None
+        if self._requeued is not None and self._requeued[0] == job.id:
+            message = self._requeued[1]
+            self._requeued = None
             self.rows.submit(Write("interruption", job.id, intent=intents.Interrupt(
                 job.id, self._execution_id, error_message=message, finished_at=timezone.now())))
             self.rows.flush()
