@@ -204,7 +204,8 @@ def _running_on_a_cut_off_host(settings, **options):
     return fresh(record)
 
 
-def test_a_cut_off_worker_that_finishes_after_the_clock_requeued_its_job_lands_late(redis_conn, settings, drain):
+def test_a_cut_off_worker_that_finishes_after_the_clock_requeued_its_job_lands_late(redis_conn, settings, drain,
+                                                                                   client, staff_user):
     """With at-least-once, the clock requeues the job; the cut-off host's late completion goes
     to its own attempt (marked late), the row stays pending, and the requeued copy runs as an
     attempt of its own (before: the late write moved the row to completed and the copy ran
@@ -229,6 +230,13 @@ def test_a_cut_off_worker_that_finishes_after_the_clock_requeued_its_job_lands_l
     labels = [event.label for event in timeline(record, list(record.attempt_set.all()))]
     assert f"attempt 1 lost, later completed at {first.late_at:%H:%M:%S}" in labels
     assert any("requeued" in event.detail for event in timeline(record, list(record.attempt_set.all())))
+    from django.contrib.auth.models import Permission
+    from django.urls import reverse
+
+    staff_user.user_permissions.add(Permission.objects.get(codename="view_backgroundtaskrecord"))
+    client.force_login(staff_user)
+    page = client.get(reverse("job_detail", args=[record.pk])).content.decode()
+    assert f"attempt 1 lost, later completed at {first.late_at:%H:%M:%S}" in page and "later completed</span>" in page
 
 
 @pytest.mark.parametrize("options", [{"at_most_once": True}, {}], ids=["at-most-once", "interruptions used up"])
