@@ -1,28 +1,47 @@
 """Demo users and jobs for `make run`: something to look at on a fresh machine."""
 
 from django.contrib.auth import get_user_model
-from django.contrib.auth.models import Permission
+from django.contrib.auth.models import Group, Permission
 
 from jobs import api, demo
+from jobs.actions import PERMISSIONS
 from jobs.models import BackgroundTaskRecord
 
+VIEW = ["view_backgroundtaskrecord", "view_auditentry"]
+# The roles, as groups: "operators" hold every action's own permission; "retry only" shows one alone.
+GROUPS = {
+    "operators": VIEW + [codename for codename, _ in PERMISSIONS],
+    "retry only": VIEW + ["retry_job"],
+    "viewers": VIEW,
+}
 DEMO_USERS = [
-    ("ops", "ops", "operator: view, retry, cancel, delete", ["view_backgroundtaskrecord", "operate_backgroundtaskrecord",
-                                                             "view_auditentry"]),
-    ("viewer", "viewer", "read-only", ["view_backgroundtaskrecord", "view_auditentry"]),
+    ("ops", "ops", "operator: retry, cancel, delete, pause, bulk, workers", "operators"),
+    ("viewer", "viewer", "read-only", "viewers"),
 ]
 
 
+def create_groups() -> dict[str, Group]:
+    """The role groups above, with exactly their permissions."""
+    groups = {}
+    for name, codenames in GROUPS.items():
+        group, _ = Group.objects.get_or_create(name=name)
+        group.permissions.set(Permission.objects.filter(content_type__app_label="jobs", codename__in=codenames))
+        groups[name] = group
+    return groups
+
+
 def create_demo_users() -> list[tuple[str, str, str]]:
-    """Staff users `ops` (operator) and `viewer` (read-only); returns (username, password, role)."""
+    """Staff users `ops` (operators) and `viewer` (read-only); returns (username, password, role)."""
     User = get_user_model()
+    groups = create_groups()
     created = []
-    for username, password, role, codenames in DEMO_USERS:
+    for username, password, role, group in DEMO_USERS:
         user, _ = User.objects.get_or_create(username=username, defaults={"is_staff": True})
         user.is_staff = True
         user.set_password(password)
         user.save()
-        user.user_permissions.set(Permission.objects.filter(content_type__app_label="jobs", codename__in=codenames))
+        user.user_permissions.clear()
+        user.groups.set([groups[group]])
         created.append((username, password, role))
     return created
 

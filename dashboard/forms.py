@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import uuid
 from dataclasses import dataclass
-from datetime import datetime, timedelta
+from datetime import UTC, datetime, timedelta
 
 from django import forms
 from django.conf import settings
@@ -13,7 +13,7 @@ from django.db.models import Q, QuerySet
 from django.http import QueryDict
 from django.utils import timezone
 
-from jobs.bulk import ACTIONS
+from jobs.actions import BULK_VERBS, audit_words
 from jobs.models import BackgroundTaskRecord, Status
 
 STATE_CHOICES = [
@@ -27,7 +27,7 @@ STATE_CHOICES = [
     ("cancelled", "cancelled"),
 ]
 TIME_FIELDS = {"enqueued": "enqueued_at", "finished": "finished_at"}
-AUDIT_ACTIONS = ["retry", "cancel", "delete", "pause", "resume", "bulk-retry", "bulk-cancel", "bulk-delete"]
+AUDIT_ACTIONS = audit_words()
 
 
 class FilterForm(forms.Form):
@@ -46,6 +46,21 @@ class FilterForm(forms.Form):
         return self.is_bound and self.is_valid() and any(v not in (None, "") for v in self.cleaned_data.values())
 
 
+class UTCDateTimeField(forms.DateTimeField):
+    """A date and time, as UTC. An offset is applied, not kept: PostgreSQL refuses offsets past
+    ±15:59 ("+20:00" was a 500), and the filter's URL writes the time without one, as UTC."""
+
+    def to_python(self, value):
+        result = super().to_python(value)
+        if result is None:
+            return None
+        try:
+            return result.astimezone(UTC)
+        except OverflowError:  # 9999-12-31T23:00-15:00 is past the last representable instant
+            raise forms.ValidationError("Enter a date and time between the years 1 and 9999.",
+                                        code="invalid") from None
+
+
 def _local_input():
     return forms.DateTimeInput(attrs={"type": "datetime-local", "step": "1"}, format="%Y-%m-%dT%H:%M:%S")
 
@@ -57,8 +72,8 @@ class JobFilterForm(FilterForm):
                                widget=forms.TextInput(attrs={"placeholder": "jobs.demo.add", "list": "functions"}))
     q = forms.CharField(required=False, max_length=200, label="Search",
                         widget=forms.SearchInput(attrs={"placeholder": "id, function, args, error"}))
-    since = forms.DateTimeField(required=False, widget=_local_input(), help_text="UTC")
-    until = forms.DateTimeField(required=False, widget=_local_input(), help_text="UTC")
+    since = UTCDateTimeField(required=False, widget=_local_input(), help_text="UTC")
+    until = UTCDateTimeField(required=False, widget=_local_input(), help_text="UTC")
     on = forms.ChoiceField(choices=[("", "enqueued"), ("enqueued", "enqueued"), ("finished", "finished")],
                            required=False, widget=forms.HiddenInput)
     error_type = forms.CharField(required=False, max_length=255, widget=forms.HiddenInput)
@@ -127,7 +142,7 @@ class UUIDListField(forms.Field):
 class BulkForm(forms.Form):
     """Step one of a bulk action: which action, on the selected rows or on all matching a filter."""
 
-    action = forms.ChoiceField(choices=[(a, a) for a in ACTIONS])
+    action = forms.ChoiceField(choices=[(a, a) for a in BULK_VERBS])
     scope = forms.ChoiceField(choices=[("selected", "selected"), ("all", "all matching")], required=False)
     ids = UUIDListField(required=False)
     filter = forms.CharField(required=False, max_length=2000, widget=forms.HiddenInput)
@@ -197,7 +212,7 @@ class Selection:
     def open(cls, token: str, user) -> "Selection":
         """Unseal a confirmation token; raises signing.BadSignature if forged, stale or someone else's."""
         payload = signing.loads(token, salt=cls.SALT, max_age=settings.DASHBOARD_BULK_TOKEN_SECONDS)
-        if payload.get("u") != user.pk or payload.get("a") not in ACTIONS:
+        if payload.get("u") != user.pk or payload.get("a") not in BULK_VERBS:
             raise signing.BadSignature("this confirmation belongs to another user")
         bound = payload.get("b")
         return cls(action=payload["a"], count=payload["n"], filter_query=payload.get("f", ""), token=token,
@@ -210,6 +225,12 @@ class Selection:
             return records.filter(pk__in=self.ids)
         form = JobFilterForm(QueryDict(self.filter_query))
         if not form.is_valid():
-            raise signing.BadSignature("the sealed filter is no longer valid")
+            raise StaleSelection("The filter of this selection is no longer valid (" + "; ".join(
+                f"{name}: {' '.join(errors)}" for name, errors in form.errors.items()) + "). Nothing was done; "
+                "select again.")
         return form.filter(records)
+
+
+class StaleSelection(ValueError):
+    """A sealed selection whose filter no longer validates (e.g. its queue was removed from RQ_QUEUES)."""
 

@@ -46,6 +46,10 @@ def warnings(queues: list[stats.QueueStats], workers: list[stats.WorkerInfo] | N
                 f"{_jobs(len(pks))} running on {worker}, whose heartbeat is stale or missing.",
                 jobs_url(state="running", worker=worker), "running jobs",
                 [(str(pk)[:8], reverse("job_detail", args=[pk])) for pk in pks[:5]]))
+    for worker in workers or []:
+        if worker.writes_behind:
+            found.append(Warning(f"Worker {worker.name}'s row writes have waited {worker.writer_lag_seconds:.0f} s "
+                                 "on the database: rows lag behind their jobs.", reverse("worker_list"), "workers"))
     late = timedelta(seconds=settings.DASHBOARD_OVERDUE_SECONDS)
     overdue = list(stats.overdue_scheduled(late, now).values_list("pk", flat=True)[:50])
     if overdue:

@@ -18,11 +18,12 @@ from django.urls import reverse
 from django.utils import timezone
 from django.utils.safestring import SafeData, SafeString, mark_safe
 
+from jobs.actions import ACTIONS, allowed_verbs
 from jobs.models import BackgroundTaskRecord, Status
 
-from .templatetags.dashboard import age, compact_json, func_module, ms, percent
+from .display import age, compact_json, func_module, ms, percent, run_ms
 
-OPERATE_PERMISSION = "jobs.operate_backgroundtaskrecord"
+JOB_ACTIONS = [action for action in ACTIONS.values() if action.target == "job"]
 CONFIRM = mark_safe(' hx-vals=\'{"confirmed": "1"}\'')
 
 
@@ -38,10 +39,10 @@ PLACEHOLDER = "00000000-0000-0000-0000-000000000000"
 
 @dataclass(frozen=True)
 class RowContext:
-    """What every row of one table shares: the viewer's permission, the hidden inputs of its
+    """What every row of one table shares: the verbs the viewer may use, the hidden inputs of its
     forms, the time, and the job URLs."""
 
-    can_operate: bool
+    allowed: frozenset
     csrf_input: SafeString
     hidden_inputs: SafeString  # the CSRF token and the page to come back to
     now: datetime
@@ -55,7 +56,7 @@ class RowContext:
             request = context["request"]
             csrf_input = format_html('<input type="hidden" name="csrfmiddlewaretoken" value="{}">',
                                      str(context.get("csrf_token", "")))
-            cached = cls(can_operate=request.user.has_perm(OPERATE_PERMISSION), csrf_input=csrf_input,
+            cached = cls(allowed=allowed_verbs(request.user), csrf_input=csrf_input,
                          hidden_inputs=csrf_input + _next_input(request.get_full_path()),
                          now=context.get("now") or timezone.now())
             context.render_context[cls] = cached
@@ -104,21 +105,20 @@ def _action(url: str, target: str, hidden: SafeString, label: str, css: str,
 
 
 def job_actions(record: BackgroundTaskRecord, rows: RowContext, where: str) -> SafeString:
-    """Retry / cancel / delete for one job, only those that apply; `where` is "row" or "detail"."""
-    if not rows.can_operate:
-        return mark_safe("")
+    """The job actions (jobs.actions) that apply to its state and that the viewer may use;
+    `where` is "row" or "detail"."""
     target = f"#job-{record.pk}" if where == "row" else "#job-live"
     forms = []
-    if record.status in (Status.FAILED, Status.CANCELLED):
-        forms.append(_action(rows.job_url("job_retry", record.pk), target, rows.hidden_inputs, "Retry", ""))
-    if record.status == Status.PENDING or (record.status == Status.RUNNING and not record.cancel_requested_at):
-        forms.append(_action(rows.job_url("job_cancel", record.pk), target, rows.hidden_inputs, "Cancel", " warn",
-                             f"Cancel job {str(record.pk)[:8]} ({record.func_name})?"))
-    if where == "detail" and record.is_final:
+    for action in JOB_ACTIONS:
+        if action.verb not in rows.allowed or not action.applies(record) or (where == "row" and action.removes):
+            continue
         # After a delete the job page is gone: come back to the list.
-        hidden = rows.csrf_input + _next_input(reverse("job_list"))
-        forms.append(_action(rows.job_url("job_delete", record.pk), "#job-live", hidden, "Delete", " danger",
-                             f"Delete job {str(record.pk)[:8]} and its history?"))
+        hidden = rows.csrf_input + _next_input(reverse("job_list")) if action.removes else rows.hidden_inputs
+        question = action.question(f"{str(record.pk)[:8]} ({record.func_name})") if action.confirm else ""
+        forms.append(_action(rows.job_url(f"job_{action.verb}", record.pk), target, hidden, action.label,
+                             action.style, question))
+    if not forms:
+        return mark_safe("")
     return format_html('<div class="actions">{}</div>', mark_safe("".join(forms)))
 
 
@@ -140,7 +140,7 @@ def job_row(record: BackgroundTaskRecord, rows: RowContext) -> SafeString:
     args = compact_json(record.args)
     pick = format_html(
         '<td class="pick"><input type="checkbox" name="ids" value="{}" form="bulk-form" id="pick-{}" hx-preserve'
-        ' aria-label="select job {}"></td>', record.pk, record.pk, short) if rows.can_operate else ""
+        ' aria-label="select job {}"></td>', record.pk, record.pk, short) if "bulk" in rows.allowed else ""
     return format_html(
         '<tr id="job-{}" class="row-{}">{}<td>{}</td>'
         '<td class="mono"><a href="{}" title="{}">{}</a></td>'
@@ -159,6 +159,6 @@ def job_row(record: BackgroundTaskRecord, rows: RowContext) -> SafeString:
         record.queue_name,
         record.enqueued_at.isoformat(), _when(record.enqueued_at), age(record.enqueued_at),
         record.retries_left, record.attempts,
-        ms(record.duration_ms),
+        ms(run_ms(record)),
         _note(record),
         job_actions(record, rows, "row"))

@@ -100,6 +100,24 @@ if DATABASES["default"]["ENGINE"] == "django.db.backends.sqlite3":
     DATABASES["default"]["CONN_MAX_AGE"] = 0
     DATABASES["default"]["TEST"] = {"NAME": str(VAR_DIR / "test_jobdeck.sqlite3")}
 
+# Toward PostgreSQL: a server gone silent (packets dropped, not refused) must cost seconds, not
+# minutes. Every process connects within JOBS_DB_CONNECT_TIMEOUT_SECONDS and drops a connection
+# whose sent data goes unacknowledged for JOBS_DB_TCP_USER_TIMEOUT_MS (keepalives find an idle
+# one); a worker's row writer and the clock also stop a statement after JOBS_DB_STATEMENT_TIMEOUT_MS
+# (jobs/dbtimeouts.py; a job's own queries keep the server's default). 0 turns each off.
+JOBS_DB_CONNECT_TIMEOUT_SECONDS = env_int("JOBS_DB_CONNECT_TIMEOUT_SECONDS", 5)
+JOBS_DB_TCP_USER_TIMEOUT_MS = env_int("JOBS_DB_TCP_USER_TIMEOUT_MS", 15000)
+JOBS_DB_STATEMENT_TIMEOUT_MS = env_int("JOBS_DB_STATEMENT_TIMEOUT_MS", 30000)
+# A row write waiting on the database longer than this is logged, and the overview warns.
+JOBS_WRITER_STALL_SECONDS = env_int("JOBS_WRITER_STALL_SECONDS", 10)
+if DATABASES["default"]["ENGINE"] == "django.db.backends.postgresql":
+    _network = {"keepalives": 1, "keepalives_idle": 10, "keepalives_interval": 5, "keepalives_count": 3}
+    if JOBS_DB_CONNECT_TIMEOUT_SECONDS > 0:
+        _network["connect_timeout"] = JOBS_DB_CONNECT_TIMEOUT_SECONDS
+    if JOBS_DB_TCP_USER_TIMEOUT_MS > 0:
+        _network["tcp_user_timeout"] = JOBS_DB_TCP_USER_TIMEOUT_MS
+    DATABASES["default"]["OPTIONS"] = {**_network, **DATABASES["default"].get("OPTIONS", {})}
+
 DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
 
 AUTH_PASSWORD_VALIDATORS = [
@@ -221,6 +239,16 @@ TASKS = {"default": {"BACKEND": "jobs.tasks_backend.RQBackend", "QUEUES": list(R
 JOBS_METRICS_TOKEN = os.environ.get("JOBS_METRICS_TOKEN", "")
 # The clock deletes finished jobs older than this many days (jobs_prune); 0 or less: never.
 JOBS_RETENTION_DAYS = env_int("JOBS_RETENTION_DAYS", 14)
+# Periodic jobs the clock enqueues, each run a tracked row (README "Periodic jobs"). `make run`
+# (JOBS_DEMO_PERIODIC=1) declares two demo entries so the Crons page has something to show.
+JOBS_PERIODIC: dict = {}
+if env_bool("JOBS_DEMO_PERIODIC", False):
+    JOBS_PERIODIC = {
+        "demo-heartbeat": {"func": "jobs.demo.add", "every": 30, "args": [1, 1]},
+        "demo-poll-feed": {"func": "jobs.demo.flaky", "cron": "* * * * *", "args": [0.3], "queue": "low"},
+        "demo-nightly-report": {"func": "jobs.demo.long_report", "cron": "0 2 * * *", "timezone": "Europe/Paris",
+                                "queue": "low", "kwargs": {"steps": 5, "step_seconds": 0.2}},
+    }
 
 # --- security ---
 # Nothing may frame the dashboard (its buttons act): X-Frame-Options plus CSP frame-ancestors.

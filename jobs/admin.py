@@ -1,6 +1,8 @@
 """A read-only admin for records, attempts and the audit log: changes go through jobs.api."""
 
 from django.contrib import admin
+from django.contrib.admin.options import IncorrectLookupParameters
+from django.contrib.admin.views.main import ChangeList
 from django.urls import NoReverseMatch, reverse
 from django.utils.html import format_html
 
@@ -15,7 +17,23 @@ def dashboard_url(record_id) -> str | None:
         return None
 
 
+class CheckedChangeList(ChangeList):
+    """A lookup value the database or Python cannot take (a NUL byte, the year after 9999) gets the
+    admin's own answer to a bad lookup (a redirect to `?e=1`), not a 500."""
+
+    def get_filters(self, request):
+        if any("\x00" in value for _, values in request.GET.lists() for value in values):
+            raise IncorrectLookupParameters("a lookup value holds a NUL byte")
+        try:
+            return super().get_filters(request)
+        except (ValueError, OverflowError) as exc:  # date_hierarchy's year + 1 past datetime's range
+            raise IncorrectLookupParameters(exc) from exc
+
+
 class ReadOnlyAdmin(admin.ModelAdmin):
+    def get_changelist(self, request, **kwargs):
+        return CheckedChangeList
+
     def has_add_permission(self, request, obj=None):
         return False
 

@@ -13,19 +13,23 @@ import functools
 import json
 import logging
 import re
+import uuid
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
 from datetime import timedelta
 from typing import Any
 
 from django.conf import settings
+from django.core.exceptions import PermissionDenied
 from django.db import transaction
 from django.utils import timezone
 from rq.exceptions import InvalidJobOperation, NoSuchJobError
 from rq.job import Job, JobStatus
 
+from . import validation
+from .actions import ACTIONS
 from .conf import jobs_setting
-from .connection import REDIS_ERRORS, get_connection
+from .connection import REDIS_ERRORS, get_connection, is_configured
 from .copy import insert_many, insert_one
 from .models import AuditEntry, BackgroundTaskRecord, Status
 from .push import push, push_many  # push is part of the api: reconcile and tasks_backend call it
@@ -37,6 +41,19 @@ DOTTED_PATH = re.compile(r"^[A-Za-z_][\w]*(\.[A-Za-z_][\w]*)+$")
 
 class ActionNotAllowed(Exception):
     """An operator action that does not apply to the job in its current state."""
+
+
+class QueueGone(ActionNotAllowed):
+    """The job's queue is no longer in RQ_QUEUES: it cannot run again (cancel and delete still work)."""
+class NotPermitted(PermissionDenied):
+    """The user lacks the action's permission (jobs.actions); Django answers it with a 403."""
+
+
+def permit(user, verb: str) -> None:
+    """Refuse, before anything changes, an action the user may not do (user None: the system)."""
+    action = ACTIONS[verb]
+    if not action.allowed(user):
+        raise NotPermitted(f"{_name(user)} may not {verb}: that needs the “{action.permission}” permission")
 
 
 # --- enqueue -----------------------------------------------------------------
@@ -58,6 +75,9 @@ def func_path_of(func_or_path: Callable | str) -> str:
 
 def _check_json(args: Sequence, kwargs: dict) -> None:
     """Refuse, naming it, the first argument that cannot be stored as JSON."""
+    if not isinstance(args, Sequence) or isinstance(args, (str, bytes)) or not isinstance(kwargs, dict):
+        raise TypeError("args must be a sequence and kwargs a dict")
+    validation.keyword_names(kwargs)
     named = [(f"positional argument {i} ({type(v).__name__})", v) for i, v in enumerate(args)]
     named += [(f"keyword argument {k!r} ({type(v).__name__})", v) for k, v in kwargs.items()]
     total = 2
@@ -91,47 +111,38 @@ def _check_storable_text(name: str, value) -> None:
 _JSON_NUL = re.compile(r"(?<!\\)(?:\\\\)*\\u0000")
 
 
-def _seconds(value: timedelta | int | float | None) -> float | None:
-    if value is None:
-        return None
-    return value.total_seconds() if isinstance(value, timedelta) else float(value)
-
-
-def _intervals(retry_intervals: int | Sequence[int] | None) -> list[int]:
-    if retry_intervals is None:
-        return []
-    if isinstance(retry_intervals, (int, float)):
-        return [int(retry_intervals)]
-    return [int(i) for i in retry_intervals]
-
-
 def build_record(func_or_path, args: Sequence = (), kwargs: dict | None = None, *, queue: str = "default",
                  retries: int = 0, retry_intervals=None, timeout: int | None = None,
-                 delay=None, at_most_once: bool | None = None) -> BackgroundTaskRecord:
-    """Validate one call and return its unsaved record. Raises TypeError/ValueError on bad input."""
+                 delay=None, record_id: uuid.UUID | None = None,
+                 at_most_once: bool | None = None) -> BackgroundTaskRecord:
+    """Validate one call and return its unsaved record. Raises TypeError/ValueError on bad input.
+
+    `record_id` gives the row (and RQ job) a chosen id instead of a random one: a caller that
+    derives it from what the job is for (jobs.periodic: entry and time slot) gets at most one
+    row per id, since a second save_and_push of it fails on the primary key.
+    """
     kwargs = kwargs or {}
     func_path = func_path_of(func_or_path)
     options = _options(queue, retries, retry_intervals, timeout, at_most_once)
+    delay_s = validation.seconds("delay", delay)
     _check_json(args, kwargs)
     now = timezone.now()
-    delay_s = _seconds(delay)
     return _new_record(func_path=func_path, args=list(args), kwargs=dict(kwargs), enqueued_at=now,
-                       scheduled_for=now + timedelta(seconds=delay_s) if delay_s else None, **options)
+                       scheduled_for=now + timedelta(seconds=delay_s) if delay_s else None, **options,
+                       **({"id": record_id} if record_id is not None else {}))
 
 
 def _options(queue: str, retries: int, retry_intervals, timeout: int | None,
              at_most_once: bool | None = None) -> dict[str, Any]:
     """The record fields an enqueue's options set, checked."""
-    if queue not in settings.RQ_QUEUES:
+    if validation.queue_name(queue) not in settings.RQ_QUEUES:
         raise ValueError(f"unknown queue {queue!r}; configured: {', '.join(settings.RQ_QUEUES)}")
-    if retries < 0:
-        raise ValueError("retries must be 0 or more")
-    if timeout is not None and (timeout == 0 or timeout < -1):
-        raise ValueError("timeout must be a positive number of seconds, or -1 for no limit")
+    timeout = validation.timeout(timeout)
     if at_most_once is None:
         at_most_once = jobs_setting("JOBS_AT_MOST_ONCE")
-    return dict(queue_name=queue, max_retries=retries, retry_intervals=_intervals(retry_intervals),
-                at_most_once=bool(at_most_once), timeout=timeout or settings.RQ_QUEUES[queue].get("DEFAULT_TIMEOUT",
+    return dict(queue_name=queue, max_retries=validation.retries(retries),
+                retry_intervals=validation.intervals(retry_intervals), at_most_once=bool(at_most_once),
+                timeout=timeout or settings.RQ_QUEUES[queue].get("DEFAULT_TIMEOUT",
                                                                  jobs_setting("JOBS_DEFAULT_TIMEOUT")))
 
 
@@ -283,13 +294,18 @@ def retry(record: BackgroundTaskRecord, user=None) -> BackgroundTaskRecord:
     """Run a failed or cancelled job again as the next attempt of the same row.
 
     The conditional UPDATE to pending is the lock: of concurrent retries exactly one
-    wins, the others raise ActionNotAllowed and push nothing.
+    wins, the others raise ActionNotAllowed and push nothing. A job whose queue was removed
+    from RQ_QUEUES raises QueueGone before its row changes (it would stay pending for ever).
     """
+    permit(user, "retry")
+    if not is_configured(record.queue_name):
+        raise QueueGone(f"queue {record.queue_name!r} is no longer configured, so the job cannot run again; "
+                        "delete it, or enqueue it anew on a configured queue")
     with transaction.atomic():
         if not record.mark_requeued():
             record.refresh_from_db(fields=["status"])
             raise ActionNotAllowed(f"only failed or cancelled jobs can be retried; this one is {record.status}")
-        audit(user, "retry", record)
+        audit(user, ACTIONS["retry"].audit, record)
         transaction.on_commit(functools.partial(_replace_and_push, record))
     return record
 
@@ -317,6 +333,7 @@ def cancel(record: BackgroundTaskRecord, user=None) -> str:
     A row still pending whose RQ job a worker has already started (its start write is on
     the way) is stopped like a running one: cancelling it in Redis would not stop it.
     """
+    permit(user, "cancel")
     record.refresh_from_db()
     if record.status == Status.PENDING:
         try:
@@ -326,14 +343,14 @@ def cancel(record: BackgroundTaskRecord, user=None) -> str:
         if queued:
             with transaction.atomic():
                 if record.mark_cancelled(reason=f"cancelled by {_name(user)}"):
-                    audit(user, "cancel", record, outcome="cancelled")
+                    audit(user, ACTIONS["cancel"].audit, record, outcome="cancelled")
                     return "cancelled"
             record.refresh_from_db()  # a worker picked it up meanwhile: stop it instead
     if record.status in (Status.PENDING, Status.RUNNING):
         with transaction.atomic():
             requested = record.mark_cancel_requested()
             if requested:
-                audit(user, "cancel", record, outcome="stopping", worker=record.worker_name)
+                audit(user, ACTIONS["cancel"].audit, record, outcome="stopping", worker=record.worker_name)
         if requested:
             send_stop(record)
             return "stopping"
@@ -368,6 +385,7 @@ def send_stop(record: BackgroundTaskRecord) -> bool:
 
 def delete(record: BackgroundTaskRecord, user=None) -> None:
     """Delete a finished job's row and whatever Redis still holds of it."""
+    permit(user, "delete")
     if not record.is_final:
         raise ActionNotAllowed(f"only finished jobs can be deleted; this one is {record.status}; cancel it first")
     try:
@@ -375,7 +393,7 @@ def delete(record: BackgroundTaskRecord, user=None) -> None:
     except REDIS_ERRORS as exc:
         logger.warning("deleting %s: Redis unreachable, its RQ keys expire on their own: %s", record.pk, exc)
     with transaction.atomic():
-        audit(user, "delete", record, func_path=record.func_path, status=record.status)
+        audit(user, ACTIONS["delete"].audit, record, func_path=record.func_path, status=record.status)
         deleted, _ = BackgroundTaskRecord.objects.filter(pk=record.pk, status__in=[
             Status.COMPLETED, Status.FAILED, Status.CANCELLED]).delete()
         if not deleted:
@@ -397,11 +415,13 @@ def paused_queues() -> set[str]:
 
 def pause_queue(queue_name: str, user=None) -> None:
     """Pause a queue: it keeps its jobs, workers stop taking new ones from it."""
+    permit(user, "pause")
     _set_paused(queue_name, True, user)
 
 
 def resume_queue(queue_name: str, user=None) -> None:
     """Resume a paused queue."""
+    permit(user, "resume")
     _set_paused(queue_name, False, user)
 
 
@@ -412,4 +432,8 @@ def _set_paused(queue_name: str, paused: bool, user) -> None:
         raise ActionNotAllowed(f"unknown queue {queue_name!r}")
     connection = get_connection()
     (connection.sadd if paused else connection.srem)(PAUSED_KEY, queue_name)
-    audit(user, "pause" if paused else "resume", queue=queue_name)
+    audit(user, ACTIONS["pause" if paused else "resume"].audit, queue=queue_name)
+
+
+# Worker controls live in jobs.control (this module was past 400 lines); they are part of the api.
+from .control import QUIET_WORKERS_KEY, quiet_worker, quiet_workers, stop_worker, unquiet_worker  # noqa: F401

@@ -1,7 +1,8 @@
 """Bulk operator actions: retry, cancel or delete many records, in chunks, through jobs.api.
 
-Each record goes through the same api function a single click uses, so each is its own
-transaction, audited, and refused (skipped, with the reason) when it no longer applies.
+Each record goes through the same api function a single click uses (the action's row in
+jobs.actions), so each is its own transaction, audited, and refused (skipped, with the reason)
+when it no longer applies. A bulk run needs the bulk permission besides the action's own.
 """
 
 from __future__ import annotations
@@ -14,9 +15,8 @@ from datetime import datetime
 from django.db.models import Q, QuerySet
 
 from . import api
+from .actions import ACTIONS, BULK, BULK_VERBS, permitted
 from .models import BackgroundTaskRecord
-
-ACTIONS = ("retry", "cancel", "delete")
 
 
 @dataclass
@@ -61,33 +61,33 @@ def chunks(queryset: QuerySet, *, upto: tuple[datetime, str] | None, limit: int,
                                                                              pk__lt=last.pk))
 
 
-def run(action: str, batches: Iterable[list[BackgroundTaskRecord]], user=None) -> BulkResult:
-    """Apply `action` to every record of every batch; returns the tally. Audits a summary row too."""
-    if action not in ACTIONS:
+def check_permitted(action: str, user) -> None:
+    """Raise api.NotPermitted unless `user` may do `action` in bulk (its own permission and the bulk one)."""
+    if action not in BULK_VERBS:
         raise ValueError(f"unknown bulk action {action!r}")
+    if user is not None and not (permitted(user, BULK) and ACTIONS[action].allowed(user)):
+        raise api.NotPermitted(f"{action} in bulk needs “{BULK}” and “{ACTIONS[action].permission}”")
+
+
+def run(action: str, batches: Iterable[list[BackgroundTaskRecord]], user=None) -> BulkResult:
+    """Apply `action` to every record of every batch; returns the tally. Audits a summary row too.
+
+    Raises api.NotPermitted, before touching any record, unless `user` may do it in bulk.
+    """
+    check_permitted(action, user)
     result = BulkResult(action)
     for batch in batches:
         for record in batch:
             try:
-                outcome = _apply(action, record, user)
+                outcome = ACTIONS[action].run(record, user)
             except api.ActionNotAllowed as exc:
                 result.skipped[_reason(str(exc))] += 1
                 continue
             result.succeeded += 1
-            result.outcomes[outcome] += 1
+            result.outcomes[outcome if isinstance(outcome, str) else ACTIONS[action].done] += 1
     api.audit(user, f"bulk-{action}", None, outcome="ok", succeeded=result.succeeded,
               skipped=dict(result.skipped))
     return result
-
-
-def _apply(action: str, record: BackgroundTaskRecord, user) -> str:
-    if action == "retry":
-        api.retry(record, user)
-        return "retried"
-    if action == "cancel":
-        return api.cancel(record, user)
-    api.delete(record, user)
-    return "deleted"
 
 
 def _reason(message: str) -> str:

@@ -43,6 +43,10 @@ DEFAULTS: dict[str, Any] = {
     "JOBS_RETENTION_DAYS": 14,
     # Bearer token that opens /metrics to a scraper; empty: staff sessions only.
     "JOBS_METRICS_TOKEN": "",
+    # Toward PostgreSQL: the statement timeout of a worker's row writer and of the clock (0: none).
+    "JOBS_DB_STATEMENT_TIMEOUT_MS": 30000,
+    # A row write waiting on the database longer than this is logged, and the overview warns.
+    "JOBS_WRITER_STALL_SECONDS": 10,
 }
 
 

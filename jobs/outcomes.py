@@ -8,20 +8,8 @@ from __future__ import annotations
 
 from rq.job import JobStatus
 
-from .conf import jobs_setting
 from .models import BackgroundTaskRecord, intents
-from .worker import capped_result, parse_exc_string, storable_text
-from .writer import preview
-
-
-def storable_result(value):
-    """capped_result that never raises: a value it cannot render (``10**5000``, a raising
-    ``__repr__``) becomes a bounded preview. (jobs.values takes this over at the merge.)"""
-    try:
-        return capped_result(value)
-    except Exception as exc:
-        return {"repr": preview(value, jobs_setting("JOBS_RESULT_MAX_BYTES")),
-                "note": f"not storable: {type(exc).__name__}"}
+from .values import capped_result, failure_text, parse_exc_string
 
 
 def outcome_intent(job_id, execution_id: str | None, status: JobStatus | None, *, exc_string: str = "",
@@ -29,14 +17,13 @@ def outcome_intent(job_id, execution_id: str | None, status: JobStatus | None, *
                    started_at=None) -> intents.End | None:
     """The write intent for the status Redis holds at an attempt's end (None for a status that ends nothing)."""
     if status == JobStatus.FINISHED:
-        return intents.Complete(job_id, execution_id, result=storable_result(result), finished_at=finished_at,
+        return intents.Complete(job_id, execution_id, result=capped_result(result), finished_at=finished_at,
                                 started_at=started_at)
     if status in (JobStatus.STOPPED, JobStatus.CANCELED):
         reason = "stopped by an operator" if status == JobStatus.STOPPED else "cancelled"
         return intents.Stop(job_id, execution_id, error_message=reason, finished_at=finished_at)
-    exc_string = storable_text(exc_string or "")
-    tail = exc_string[-jobs_setting("JOBS_TRACEBACK_MAX_CHARS"):]
-    error_type, message = parse_exc_string(exc_string, timeout)
+    tail = failure_text(exc_string or "")
+    error_type, message = parse_exc_string(tail, timeout)
     if status in (JobStatus.FAILED, JobStatus.QUEUED, JobStatus.SCHEDULED):
         return intents.Fail(job_id, execution_id, error_type=error_type, error_message=message, traceback=tail,
                             finished_at=finished_at, retry=status != JobStatus.FAILED, retry_at=retry_at)

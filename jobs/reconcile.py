@@ -33,7 +33,7 @@ from rq.utils import utcparse
 
 from . import api
 from .conf import jobs_setting
-from .connection import get_connection, get_queue
+from .connection import get_connection, get_queue, is_configured, log_unknown_queue_once
 from .models import BackgroundTaskRecord, Status, intents
 from .outcomes import apply_status
 
@@ -104,6 +104,9 @@ def _reconcile_batch(records: list[BackgroundTaskRecord], report: Report, now: d
     for record in records:
         by_queue.setdefault(record.queue_name, []).append(record)
     for queue_name, group in by_queue.items():
+        if not is_configured(queue_name):  # removed from RQ_QUEUES: nothing could run them
+            log_unknown_queue_once(queue_name, len(group))
+            continue
         try:
             _reconcile_queue_group(queue_name, group, report, now)
         except Exception as exc:  # Redis down, a bad row: report it and carry on with the rest

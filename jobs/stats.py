@@ -213,6 +213,12 @@ class WorkerInfo:
     working_seconds: float
     heartbeat_age_seconds: float | None = None
     stale: bool = False
+    writer_lag_seconds: float = 0.0  # how far its row writes lag behind (jobs.worker publishes it)
+
+    @property
+    def writes_behind(self) -> bool:
+        """Whether its row writes have waited on the database past JOBS_WRITER_STALL_SECONDS."""
+        return self.writer_lag_seconds > jobs_setting("JOBS_WRITER_STALL_SECONDS")
 
     @property
     def current_record_id(self) -> uuid.UUID | None:
@@ -295,7 +301,15 @@ def _worker_info(name: str, data: dict[str, str]) -> WorkerInfo:
         successful_count=int(data.get("successful_job_count") or 0),
         failed_count=int(data.get("failed_job_count") or 0),
         working_seconds=float(data.get("total_working_time") or 0),
+        writer_lag_seconds=_float(data.get("jobdeck_writer_lag")),
     )
+
+
+def _float(text: str | None) -> float:
+    try:
+        return float(text or 0)
+    except ValueError:
+        return 0.0
 
 
 def paused_queues() -> set[str]:

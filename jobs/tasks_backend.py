@@ -72,6 +72,7 @@ ENGINE_ERRORS = {
     "JobTimeoutException": "rq.timeouts.JobTimeoutException",
     "WorkerLost": f"{__name__}.WorkerLost",
     "WorkHorseKilled": f"{__name__}.WorkerLost",
+    "WorkHorseExited": f"{__name__}.WorkerLost",
     "Stopped": f"{__name__}.JobCancelled",
 }
 _EXCEPTION_LINE = re.compile(r"^([A-Za-z_][\w.]*)(?::|$)")

@@ -15,7 +15,6 @@ import contextlib
 import json
 import logging
 import os
-import re
 import socket
 import threading
 import time
@@ -32,6 +31,14 @@ from rq.worker import WorkerStatus
 from .conf import jobs_setting
 from .connection import REDIS_ERRORS
 from .models import BackgroundTaskRecord, intents
+from .outcomes import outcome_intent
+from .values import (  # noqa: F401 (capped_result, parse_exc_string, storable_text: re-exported)
+    capped_result,
+    failure_text,
+    parse_exc_string,
+    storable_text,
+    unreadable_result,
+)
 from .writer import RowWriter, Write, write_safely
 
 logger = logging.getLogger(__name__)
@@ -43,59 +50,12 @@ PAUSE_CACHE_SECONDS = 1
 # How long an idle worker waits before it tries an unreachable Redis again.
 REDIS_RETRY_SECONDS = 1
 FAILURE_KEY = "jobdeck:failure:{}"
+# The worker hash's field for how far its row writes lag behind (jobs.stats reads it).
+WRITER_LAG_FIELD = "jobdeck_writer_lag"
 # The execution id of the job this process runs (set_progress names its attempt with it).
 _EXECUTION_ID: str | None = None
 # Connections a work horse inherited and must neither use nor close (see Worker.main_work_horse).
 _INHERITED: list = []
-
-_EXCEPTION_LINE = re.compile(r"^([A-Za-z_][\w.]*(?:Error|Exception|Exit|Interrupt|Warning|[A-Z]\w*)):?\s?(.*)$")
-
-
-def parse_exc_string(exc_string: str, timeout: int | None = None) -> tuple[str, str]:
-    """(error_type, error_message) from the text RQ records for a failure."""
-    text = (exc_string or "").strip()
-    if not text:
-        return "UnknownError", "the job failed without an error message"
-    if "JobTimeoutException" in text:
-        return "JobTimeoutException", f"timed out after {timeout} s" if timeout else "timed out"
-    if text.startswith("Work-horse terminated unexpectedly"):
-        return "WorkHorseKilled", text.rstrip("; ")
-    if text.startswith("Job stopped by user"):
-        return "Stopped", "stopped by an operator"
-    lines = text.splitlines()
-    # The exception line is the last unindented line after the traceback's frames.
-    for index in range(len(lines) - 1, -1, -1):
-        line = lines[index]
-        if line and not line[0].isspace() and not line.startswith("Traceback"):
-            match = _EXCEPTION_LINE.match(line)
-            if match and (index == 0 or lines[index - 1].startswith("    ") or lines[index - 1].startswith("  File")
-                          or index == len(lines) - 1):
-                message = "\n".join([match.group(2), *lines[index + 1:]]).strip()
-                return match.group(1).rsplit(".", 1)[-1], message
-    return "Error", lines[-1][:1000]
-
-
-def storable_text(text: str) -> str:
-    """`text` as any database column can hold it: NUL and lone surrogates become U+FFFD."""
-    if "\x00" in text or not text.isascii():
-        text = text.encode("utf-8", "surrogatepass").decode("utf-8", "replace").replace("\x00", "\ufffd")
-    return text
-
-
-def capped_result(value):
-    """The return value as stored JSON, or a truncated text preview if too large or not JSON."""
-    limit = jobs_setting("JOBS_RESULT_MAX_BYTES")
-    try:
-        text = json.dumps(value, allow_nan=False, ensure_ascii=False)
-    except (TypeError, ValueError, RecursionError):
-        return {"repr": storable_text(repr(value)[:limit]), "note": "not JSON-serializable"}
-    if len(text) > limit:
-        return {"preview": storable_text(text[:limit]), "note": f"truncated from {len(text)} bytes"}
-    if "\\u0000" in text or not text.isascii():
-        # PostgreSQL's jsonb holds neither NUL nor a lone surrogate: store the nearest it can.
-        return json.loads(storable_text(text).replace("\\u0000", "\\ufffd"))
-    return value
-
 
 def record_for(job: Job) -> BackgroundTaskRecord:
     """An unsaved handle on the job's row: transitions need only its primary key."""
@@ -128,6 +88,23 @@ class TrackingMixin:
         self._requeued: tuple[str, str] | None = None
         self._paused: tuple[float, set[str]] | None = None
         self.rows = RowWriter()
+
+    def heartbeat(self, timeout=None, pipeline=None):
+        super().heartbeat(timeout, pipeline)
+        self._publish_writer_lag(pipeline)
+
+    def _publish_writer_lag(self, pipeline=None) -> None:
+        """Put the writer's lag in the worker's hash while there is one (and its end), for the overview."""
+        if self.is_horse or not hasattr(self, "rows"):  # a horse's copy of the writer is not its own
+            return
+        lag = round(self.rows.lag_seconds(), 1)
+        if lag < 1 and not getattr(self, "_lag_published", False):
+            return  # the common case: nothing to say, no Redis call
+        try:
+            (pipeline if pipeline is not None else self.connection).hset(self.key, WRITER_LAG_FIELD, lag)
+            self._lag_published = lag >= 1
+        except REDIS_ERRORS:
+            pass
 
     def teardown(self):
         # Every row is written before the worker leaves (burst end, warm shutdown, cold
@@ -215,8 +192,8 @@ class TrackingMixin:
 
     def handle_job_failure(self, job: Job, queue, started_job_registry=None, exc_string="", execution=None):
         # A lone surrogate in an error message would make RQ's own write to Redis raise
-        # and take the work horse down with it.
-        exc_string = storable_text(exc_string or "")
+        # and take the work horse down with it; 5 MB of message would go to Redis as well.
+        exc_string = failure_text(exc_string or "")
         retry_in = 0
         try:
             if job.retries_left:
@@ -248,8 +225,6 @@ class TrackingMixin:
         """Hand the attempt's outcome to the writer. A failure is written before the worker
         goes on: RQ may already have queued its retry, which another worker could start."""
         retry_at = timezone.now() + timedelta(seconds=retry_in) if retry_in else None
-        from .outcomes import outcome_intent  # outcomes reads this module's parsing helpers
-
         try:
             intent = outcome_intent(job.id, self._execution_id, status, timeout=job.timeout,
                                     started_at=job.started_at, finished_at=job.ended_at or timezone.now(),
@@ -315,11 +290,37 @@ class Worker(TrackingMixin, rq.Worker):
         finally:
             connections.close_all()  # only what the job itself opened
 
+    def wait_for_horse(self):
+        pid, status, rusage = super().wait_for_horse()
+        self._horse_status = status
+        return pid, status, rusage
+
+    def monitor_work_horse(self, job: Job, queue, execution):
+        """RQ's monitoring, plus the case RQ leaves open: a horse that exits with code 0 (a job
+        calling os._exit(0)) before finishing its job stays "started" in Redis, and its row
+        would be settled much later as a lost worker though the worker is alive."""
+        self._horse_status = None
+        super().monitor_work_horse(job, queue, execution)
+        if self._horse_status == os.EX_OK:
+            try:
+                unfinished = job.get_status(refresh=True) == JobStatus.STARTED
+            except Exception:
+                return  # gone from Redis, or Redis away: the reconciler decides
+            if unfinished:
+                self.log.warning("Worker %s: work horse of job %s exited with code 0 before the job finished",
+                                 self.name, job.id)
+                job.ended_at = timezone.now()
+                try:  # the same text RQ writes for a non-zero exit; values.parse_exc_string reads it
+                    self.handle_job_failure(job, queue=queue, execution=execution,
+                                            exc_string="Work-horse terminated unexpectedly; waitpid returned 0; ")
+                except REDIS_ERRORS as exc:  # Redis went away meanwhile: the reconciler settles the job
+                    self._redis_unreachable(f"recording the exit of job {job.id}'s work horse", exc)
+
     def _note_failure(self, job: Job, exc_string: str, retry_in: int) -> None:
         exc_string = getattr(self, "_shutdown_message", None) or exc_string
         if self.is_horse:
             # Only the horse has the traceback; an attempt RQ retries leaves none in Redis.
-            payload = json.dumps({"exc_string": exc_string[-jobs_setting("JOBS_TRACEBACK_MAX_CHARS"):],
+            payload = json.dumps({"exc_string": failure_text(exc_string),
                                   "retry_in": retry_in})
             try:
                 self.connection.set(FAILURE_KEY.format(job.id), payload, ex=3600)
@@ -367,8 +368,11 @@ class Worker(TrackingMixin, rq.Worker):
         result = None
         if status == JobStatus.FINISHED and latest:
             result_id, payload = latest[0]
-            latest_result = Result.restore(job.id, result_id.decode(), payload, connection=self.connection,
-                                           serializer=job.serializer)
+            try:
+                latest_result = Result.restore(job.id, result_id.decode(), payload, connection=self.connection,
+                                               serializer=job.serializer)
+            except Exception as exc:  # a return value that pickles but cannot be unpickled here
+                return status, unreadable_result(exc), handed
             if latest_result.type == Result.Type.SUCCESSFUL:
                 result = latest_result.return_value
         return status, result, handed

@@ -35,14 +35,17 @@ import logging
 import os
 import queue
 import threading
+import time
 from collections.abc import Callable
 from dataclasses import dataclass
 from dataclasses import replace as dc_replace
 
 from django.db import connections
 
-from . import fastpath
+from . import dbtimeouts, fastpath
+from .conf import jobs_setting
 from .models import intents
+from .values import safe_repr, safe_str
 
 logger = logging.getLogger(__name__)
 
@@ -58,6 +61,8 @@ MAX_BATCH = 50
 LINGER_SECONDS = 0.1
 # How long a worker waits for its writes when it exits; what is left, the reconciler repairs.
 EXIT_FLUSH_SECONDS = 30
+# How often the watchdog looks at the write in progress (see RowWriter.lag_seconds).
+WATCH_SECONDS = 1.0
 
 _STOP = object()
 
@@ -125,27 +130,7 @@ def _why(exc: BaseException) -> str:
         text = f"{type(exc).__name__}: {exc}"
     except Exception:
         text = type(exc).__name__
-    return _bounded(text, 500)
-
-
-def _bounded(text, limit: int) -> str:
-    """`text` cut to `limit` characters, NUL and lone surrogates replaced; never raises.
-    (A small local helper: jobs.values, at the merge, holds the general one.)"""
-    try:
-        text = str(text)[:limit]
-        return text.encode("utf-8", "replace").decode("utf-8").replace("\x00", "\ufffd")
-    except Exception:
-        return "<unprintable>"
-
-
-def preview(value, limit: int = 1000) -> str:
-    """A bounded, storable text for any value; never raises."""
-    for render in (repr, object.__repr__):
-        try:
-            return _bounded(render(value), limit)
-        except Exception:
-            continue
-    return "<unprintable>"
+    return safe_str(text, 500)
 
 
 def reduced(intent: intents.Intent, why: str) -> intents.Intent:
@@ -157,18 +142,18 @@ def reduced(intent: intents.Intent, why: str) -> intents.Intent:
         return intents.Ran(intent.record_id, intent.execution_id, start=reduced(intent.start, why),
                            end=reduced(intent.end, why))
     if isinstance(intent, intents.Start):
-        return dc_replace(intent, worker_name=_bounded(intent.worker_name, 255),
-                          hostname=_bounded(intent.hostname, 255))
+        return dc_replace(intent, worker_name=safe_str(intent.worker_name, 255),
+                          hostname=safe_str(intent.hostname, 255))
     if isinstance(intent, intents.Progress):
-        return dc_replace(intent, message=_bounded(intent.message, 255))
+        return dc_replace(intent, message=safe_str(intent.message, 255))
     if not isinstance(intent, intents.End):
         return intent
-    changes = {"error_type": _bounded(intent.error_type, 255), "error_message": note,
-               "traceback": _bounded(intent.traceback[-20000:] if isinstance(intent.traceback, str) else "", 20000)}
+    changes = {"error_type": safe_str(intent.error_type, 255), "error_message": note,
+               "traceback": safe_str(intent.traceback[-20000:] if isinstance(intent.traceback, str) else "", 20000)}
     if intent.error_message and isinstance(intent, (intents.Fail, intents.Interrupt)):
-        changes["error_message"] = f"{note}\n{_bounded(intent.error_message, 1000)}"
+        changes["error_message"] = f"{note}\n{safe_str(intent.error_message, 1000)}"
     if isinstance(intent, intents.Complete):
-        changes["result"] = {"preview": preview(intent.result), "note": note}
+        changes["result"] = {"preview": safe_repr(intent.result, 1000), "note": note}
     return dc_replace(intent, **changes)
 
 
@@ -182,6 +167,7 @@ class RowWriter:
         self._thread: threading.Thread | None = None
         self._start_lock = threading.Lock()
         self._hurry = threading.Event()
+        self._performing_since: float | None = None  # monotonic start of the batch being written
 
     def submit(self, write: Write) -> None:
         """Hand over one write; never raises."""
@@ -219,8 +205,11 @@ class RowWriter:
                     # A daemon: a writer stuck on a hung database never keeps the worker alive.
                     self._thread = threading.Thread(target=self._run, name=self.name, daemon=True)
                     self._thread.start()
+                    threading.Thread(target=self._watch, args=(self._thread,), name=f"{self.name}-watchdog",
+                                     daemon=True).start()
 
     def _run(self) -> None:
+        dbtimeouts.bound_this_thread()
         try:
             while True:
                 items = [self._queue.get()]
@@ -232,6 +221,7 @@ class RowWriter:
                     self._hurry.wait(LINGER_SECONDS)
                     self._take_queued(items)
                 self._hurry.clear()
+                self._performing_since = time.monotonic()
                 try:
                     if not self._perform(items):
                         return
@@ -240,8 +230,32 @@ class RowWriter:
                     for item in items:
                         if isinstance(item, threading.Event):
                             item.set()
+                finally:
+                    self._performing_since = None
         finally:
             connections.close_all()  # this thread's own connection
+
+    def lag_seconds(self) -> float:
+        """How long the writes being performed now have taken so far (0 when none are): how far
+        the rows lag behind their jobs when the database is slow or silent."""
+        since = self._performing_since
+        if since is None or os.getpid() != self._pid:  # a work horse's copy: not its writes
+            return 0.0
+        return max(time.monotonic() - since, 0.0)
+
+    def _watch(self, thread: threading.Thread) -> None:
+        """Log a write stalled past JOBS_WRITER_STALL_SECONDS, once per stall, and its end."""
+        stalled = False
+        while thread.is_alive():
+            time.sleep(WATCH_SECONDS)
+            lag = self.lag_seconds()
+            if not stalled and lag > jobs_setting("JOBS_WRITER_STALL_SECONDS"):
+                stalled = True
+                logger.warning("%s: a row write has been waiting on the database for %.0f s; jobs go on, "
+                               "their rows lag behind", self.name, lag)
+            elif stalled and lag == 0:
+                stalled = False
+                logger.warning("%s: row writes go through again", self.name)
 
     def _take_queued(self, items: list) -> None:
         """Append what is queued now, up to MAX_BATCH items, without waiting."""

@@ -12,15 +12,14 @@ from django.views.decorators.vary import vary_on_headers
 from django_htmx.http import HttpResponseClientRedirect
 
 from jobs import api, bulk
+from jobs.actions import ACTIONS
 from jobs.models import BackgroundTaskRecord
 
-from ..access import operator_required, viewer_required
-from ..forms import BulkForm, JobFilterForm, Selection
+from ..access import action_required, viewer_required
+from ..forms import BulkForm, JobFilterForm, Selection, StaleSelection
 from ..paging import BadCursor, keyset
 from ..timeline import timeline
 from .base import acted, render_fragment, render_page, safe_next
-
-DESTRUCTIVE = {"cancel", "delete"}
 
 
 @viewer_required
@@ -62,30 +61,20 @@ def job_detail(request, pk):
                        live=not record.is_final)
 
 
-def _act(action: str, record: BackgroundTaskRecord, user) -> str:
-    if action == "retry":
-        api.retry(record, user)
-        return f"Job {record.pk} queued again (attempt {record.attempts + 1})."
-    if action == "cancel":
-        outcome = api.cancel(record, user)
-        return f"Job {record.pk} cancelled." if outcome == "cancelled" else f"Job {record.pk} is stopping."
-    api.delete(record, user)
-    return f"Job {record.pk} deleted."
-
-
-@operator_required
+@action_required()
 def job_action(request, pk, action):
+    action = ACTIONS[action]
     record = get_object_or_404(BackgroundTaskRecord, pk=pk)
-    default_next = reverse("job_list") if action == "delete" else reverse("job_detail", args=[pk])
-    next_url = safe_next(request, default_next)
-    if action in DESTRUCTIVE and not request.POST.get("confirmed"):
+    next_url = safe_next(request, reverse("job_list") if action.removes else reverse("job_detail", args=[pk]))
+    if action.confirm and not request.POST.get("confirmed"):
         return render(request, "dashboard/job_confirm.html",
                       {"record": record, "action": action, "next": next_url, "now": timezone.now()})
     try:
-        text, ok = _act(action, record, request.user), True
+        outcome = action.run(record, request.user)
+        text, ok = action.said(record.pk, outcome, next_attempt=record.attempts + 1), True
     except api.ActionNotAllowed as exc:
         text, ok = str(exc), False
-    if request.htmx and action == "delete" and ok and request.htmx.target == "job-live":
+    if request.htmx and action.removes and ok and request.htmx.target == "job-live":
         return acted(request, text, next_url=next_url, fragment=HttpResponseClientRedirect(reverse("job_list")))
     return acted(request, text, ok=ok, next_url=next_url, fragment=_job_fragment(request, pk))
 
@@ -100,7 +89,7 @@ def _job_fragment(request, pk) -> HttpResponse:
     return render_fragment(request, "dashboard/partials/job_row.html", {"record": record})
 
 
-@operator_required
+@action_required("bulk")
 def job_bulk(request):
     """Step 1 (no token): count and seal the selection, ask to confirm. Step 2: act in chunks."""
     next_url = safe_next(request, reverse("job_list"))
@@ -108,13 +97,17 @@ def job_bulk(request):
         form = BulkForm(request.POST)
         if not form.is_valid():
             return _bulk_panel(request, {"errors": form.non_field_errors() or form.errors, "next": next_url}, 400)
+        bulk.check_permitted(form.cleaned_data["action"], request.user)  # a 403 before any confirmation
         return _bulk_panel(request, {"selection": form.freeze(request.user), "next": next_url})
     try:
         selection = Selection.open(request.POST["token"], request.user)
+        records = selection.queryset()  # its filter may no longer validate (a queue removed since)
+    except StaleSelection as exc:
+        return _bulk_panel(request, {"errors": [str(exc)], "next": next_url}, 400)
     except (signing.BadSignature, ValueError, KeyError):
         return _bulk_panel(request, {"errors": ["This confirmation is not valid or has expired; select again."],
                                      "next": next_url}, 400)
-    batches = bulk.chunks(selection.queryset(), upto=selection.upto, limit=selection.limit,
+    batches = bulk.chunks(records, upto=selection.upto, limit=selection.limit,
                           chunk_size=settings.DASHBOARD_BULK_CHUNK) if selection.count else []
     result = bulk.run(selection.action, batches, request.user)
     text = _summary(result)
@@ -130,8 +123,7 @@ def _bulk_panel(request, context: dict, status: int = 200) -> HttpResponse:
 
 
 def _summary(result: bulk.BulkResult) -> str:
-    verbs = {"retry": "retried", "cancel": "cancelled or stopping", "delete": "deleted"}
-    text = f"{result.succeeded} of {result.total} jobs {verbs[result.action]}."
+    text = f"{result.succeeded} of {result.total} jobs {ACTIONS[result.action].done}."
     if result.skipped:
         reasons = "; ".join(f"{n} × {reason}" for reason, n in result.skipped.most_common())
         text += f" Skipped {result.skipped_count}: {reasons}."

@@ -9,7 +9,7 @@ from django.urls import reverse
 from django.utils import timezone
 from django.views.decorators.vary import vary_on_headers
 
-from jobs import stats
+from jobs import api, stats
 from jobs.models import AuditEntry, BackgroundTaskRecord
 
 from .. import charts
@@ -23,9 +23,13 @@ from .base import render_page, rendered_regions
 def read_workers() -> tuple[list[stats.WorkerInfo] | None, str]:
     """The workers, or None and why not (Redis down must not take the dashboard down)."""
     try:
-        return stats.workers(stale_after=settings.DASHBOARD_STALE_HEARTBEAT_SECONDS), ""
+        workers = stats.workers(stale_after=settings.DASHBOARD_STALE_HEARTBEAT_SECONDS)
     except stats.Unavailable as exc:
         return None, str(exc)
+    quiet = api.quiet_workers()
+    for worker in workers:
+        worker.quiet = worker.name in quiet
+    return workers, ""
 
 
 def read_queues(now) -> tuple[list[stats.QueueStats], str]:
@@ -38,6 +42,12 @@ def read_queues(now) -> tuple[list[stats.QueueStats], str]:
         queue.paused = queue.name in paused
         queue.configured = queue.name in settings.RQ_QUEUES  # only these can be paused (rows may name others)
     return queues, error
+
+
+def split_workers(workers: list[stats.WorkerInfo] | None) -> tuple[list, list]:
+    """(live, stale or gone): a worker that stopped beating is not a live one, and is shown apart."""
+    workers = workers or []
+    return [w for w in workers if not w.stale], [w for w in workers if w.stale]
 
 
 def count_workers(queues: list[stats.QueueStats], workers: list[stats.WorkerInfo] | None) -> None:
@@ -64,6 +74,7 @@ def overview(request):
         queues, redis_error = read_queues(now)
         workers, workers_error = read_workers()
         count_workers(queues, workers)
+        context["live_workers"], context["stale_workers"] = split_workers(workers)
         context.update({
             "counts": stats.state_counts(queues), "queues": queues, "workers": workers,
             "redis_error": redis_error or workers_error, "warnings": warnings(queues, workers, now),
@@ -88,13 +99,18 @@ def failure_list(request):
     return render_page(request, "dashboard/failure_list.html", context, ("failure-groups",))
 
 
+def worker_context() -> dict:
+    """The workers page's table: live workers, and apart from them the stale or gone ones."""
+    workers, error = read_workers()
+    live, stale = split_workers(workers)
+    return {"workers": live, "stale_workers": stale, "redis_error": error,
+            "stale_after": settings.DASHBOARD_STALE_HEARTBEAT_SECONDS}
+
+
 @viewer_required
 @vary_on_headers("HX-Request")
 def worker_list(request):
-    workers, error = read_workers()
-    context = {"workers": workers or [], "redis_error": error,
-               "stale_after": settings.DASHBOARD_STALE_HEARTBEAT_SECONDS}
-    return render_page(request, "dashboard/worker_list.html", context, ("worker-table",))
+    return render_page(request, "dashboard/worker_list.html", worker_context(), ("worker-table",))
 
 
 @viewer_required

@@ -11,11 +11,11 @@ from django.urls import reverse
 from django.utils import timezone
 from django.views.decorators.vary import vary_on_headers
 
-from jobs import api
+from jobs.actions import ACTIONS
 from jobs.models import QueueSample
 
 from .. import charts
-from ..access import operator_required, viewer_required
+from ..access import action_required, viewer_required
 from ..health import jobs_url
 from .base import acted, render_fragment, render_page, rendered_regions
 from .pages import count_workers, read_queues, read_workers
@@ -70,15 +70,15 @@ def queue_list(request):
     return render_page(request, "dashboard/queue_list.html", context, QUEUE_REGIONS, status=status)
 
 
-@operator_required
+@action_required()
 def queue_action(request, name, action):
     if name not in settings.RQ_QUEUES:
         raise Http404(f"No queue named {name!r}.")
-    (api.pause_queue if action == "pause" else api.resume_queue)(name, request.user)
-    text = f"Queue {name} {'paused' if action == 'pause' else 'resumed'}."
+    action = ACTIONS[action]
+    action.run(name, request.user)
     fragment = None
     if request.htmx:
         queues, _ = read_queues(timezone.now())
         queue = next(q for q in queues if q.name == name)
         fragment = render_fragment(request, "dashboard/partials/queue_row.html", {"queue": queue})
-    return acted(request, text, next_url=reverse("queue_list"), fragment=fragment)
+    return acted(request, action.said(name), next_url=reverse("queue_list"), fragment=fragment)

@@ -36,6 +36,13 @@ def main(base: str, username: str, password: str, scheme: str = "light") -> None
         page.locator("#job-table tbody td.mono a").first.click()
         expect(page.locator("#job-live")).to_contain_text("HTTPError")
         page.screenshot(path=HERE / f"job_detail_failed{suffix}.png", full_page=True)
+        # The phone: the person paged at 3 a.m. (390 px wide, nothing scrolls sideways).
+        phone = browser.new_page(base_url=base, viewport={"width": 390, "height": 844}, color_scheme=scheme,
+                                 device_scale_factor=2, is_mobile=True, has_touch=True)
+        phone.context.add_cookies(page.context.cookies())
+        for name, url in {"overview": "/", "jobs": "/jobs/?state=failed"}.items():
+            phone.goto(url)
+            phone.screenshot(path=HERE / f"{name}-phone{suffix}.png")
         browser.close()
 
 

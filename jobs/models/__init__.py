@@ -2,10 +2,12 @@
 
 from .attempt import TaskAttempt
 from .audit import AuditEntry
+from .periodic import PeriodicEntryState
 from .queries import RecordQuerySet, SearchText
 from .record import BackgroundTaskRecord
 from .samples import QueueSample
 from .status import ACTIVE_STATES, FINAL_STATES, Status
 
-__all__ = ["ACTIVE_STATES", "FINAL_STATES", "AuditEntry", "BackgroundTaskRecord", "QueueSample", "RecordQuerySet",
+__all__ = ["ACTIVE_STATES", "FINAL_STATES", "AuditEntry", "BackgroundTaskRecord", "PeriodicEntryState",
+           "QueueSample", "RecordQuerySet",
            "SearchText", "Status", "TaskAttempt"]

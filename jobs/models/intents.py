@@ -195,9 +195,13 @@ class End(Intent):
             if self.execution_id is None or not transition.fenced:
                 current = row["status"] in transition.from_states
             else:
+                # On e: running on it; or pending on it with its attempt still open or never
+                # written (not when the clock closed e as lost and requeued the job: then the
+                # record waits for the next run); or pending with no row for e (its start
+                # write never landed).
                 current = row["status"] in transition.from_states and (
                     (row["execution_id"] == self.execution_id
-                     and (attempt is None or attempt.outcome == RUNNING_OUTCOME))
+                     and (row["status"] == RUNNING or attempt is None or attempt.outcome == RUNNING_OUTCOME))
                     or (row["status"] == Status.PENDING and attempt is None))
             self.applied = event if current else "late"
             return self._write(row, event, attempt) if current else self._write_late(row, event, attempt)
@@ -210,7 +214,8 @@ class End(Intent):
         if transition.interruption:
             fields["interruptions"] = row["interruptions"] + 1
         closing = self.attempt_fields() | {"outcome": transition.outcome}
-        if attempt is not None and attempt.outcome == RUNNING_OUTCOME:
+        if attempt is not None:
+            # Its attempt (closed already only when a write for it was repeated or repaired).
             TaskAttempt.objects.filter(pk=attempt.pk).update(**closing)
         elif event != "cancel":
             # The start was never recorded (the database was down then): count that attempt now.
@@ -345,12 +350,15 @@ class Progress(Intent):
         return self.apply_orm()
 
     def apply_orm(self) -> bool:
-        fraction = None if self.fraction is None else min(max(float(self.fraction), 0.0), 1.0)
+        from ..values import progress_fraction, progress_message
+
+        # A NUL or a lone surrogate in the message used to make the UPDATE fail, and the report was lost.
+        fraction, message = progress_fraction(self.fraction), progress_message(self.message)
         rows = _model().objects.filter(pk=self.record_id, status__in=TABLE["progress"].from_states)
         if self.execution_id is not None:
             # Pending too: a job may report before its worker's start write has landed.
             rows = rows.filter(execution_id=self.execution_id) | rows.filter(status=Status.PENDING)
-        return bool(rows.update(progress=fraction, progress_message=self.message[:255], updated_at=timezone.now()))
+        return bool(rows.update(progress=fraction, progress_message=message, updated_at=timezone.now()))
 
 
 @dataclass

@@ -15,6 +15,7 @@ from django.db import models
 from django.db.models import Q
 from django.utils import timezone
 
+from ..actions import PERMISSIONS
 from . import intents
 from .queries import RecordQuerySet
 from .status import FINAL_STATES, Status
@@ -67,6 +68,9 @@ class BackgroundTaskRecord(models.Model):
     progress = models.FloatField(null=True, blank=True)
     progress_message = models.CharField(max_length=255, blank=True)
 
+    periodic_entry = models.CharField(max_length=100, null=True, blank=True,
+                                      help_text="The periodic entry (JOBS_PERIODIC or @periodic) this run belongs to.")
+
     objects = RecordQuerySet.as_manager()
 
     class Meta:
@@ -85,8 +89,12 @@ class BackgroundTaskRecord(models.Model):
             # over the failed rows only (about 1% of a busy table).
             models.Index(fields=["func_path", "error_type", "-finished_at"], name="record_failed_groups",
                          condition=Q(status="failed")),
+            # The Crons page: each entry's recent runs, and the overlap check of the clock.
+            models.Index(fields=["periodic_entry", "-enqueued_at"], name="record_periodic_newest",
+                         condition=Q(periodic_entry__isnull=False)),
         ]
-        permissions = [("operate_backgroundtaskrecord", "Can retry, cancel and delete jobs")]
+        # operate: every operator action (jobs.actions), as before; the others one action each.
+        permissions = [("operate_backgroundtaskrecord", "Can do every operator action"), *PERMISSIONS]
 
     def __str__(self) -> str:
         return f"{self.func_path} [{self.status}] {self.id}"

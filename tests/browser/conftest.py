@@ -9,7 +9,7 @@ import pytest
 from django.test import Client
 
 from tests.conftest import CHROMIUM
-from tests.dashboard.conftest import make_record, operator_user  # noqa: F401  (shared fixtures)
+from tests.dashboard.conftest import make_record, make_worker, operator_user  # noqa: F401  (shared fixtures)
 
 def pytest_collection_modifyitems(config, items):
     for item in items:

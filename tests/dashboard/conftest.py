@@ -78,3 +78,27 @@ HX = {"HTTP_HX_REQUEST": "true"}
 def hx(target: str) -> dict:
     """Headers of an htmx request aimed at the element with this id."""
     return {"HTTP_HX_REQUEST": "true", "HTTP_HX_TARGET": target}
+
+
+@pytest.fixture
+def make_worker(redis_conn):
+    """Register an RQ worker (no process) on `queues`, its last heartbeat `silent` ago; unregistered after."""
+    from rq import Worker
+    from rq.utils import utcformat
+
+    from jobs.connection import get_queue
+
+    made = []
+
+    def make(name: str, queues=("default",), silent: timedelta = timedelta(0)) -> Worker:
+        worker = Worker([get_queue(q) for q in queues], connection=redis_conn, name=name)
+        worker.register_birth()
+        worker.heartbeat()
+        if silent:
+            redis_conn.hset(worker.key, "last_heartbeat", utcformat(timezone.now() - silent))
+        made.append(worker)
+        return worker
+
+    yield make
+    for worker in made:
+        worker.register_death()

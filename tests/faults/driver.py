@@ -18,8 +18,10 @@ WORK = "tests.faults.jobs.work"
 
 def operator():
     from django.contrib.auth import get_user_model
+    from django.contrib.auth.models import Permission
 
     user, _ = get_user_model().objects.get_or_create(username="operator")
+    user.user_permissions.add(Permission.objects.get(codename="operate_backgroundtaskrecord"))  # jobs.api checks
     return user
 
 

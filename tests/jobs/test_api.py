@@ -1,6 +1,9 @@
 """Enqueue: the row in the caller's transaction, the RQ job after commit, never lost."""
 
+from datetime import timedelta
+
 import pytest
+from django.contrib.auth.models import Permission
 from django.db import connection, transaction
 from django.test.utils import CaptureQueriesContext
 from rq.job import Job, JobStatus
@@ -10,6 +13,7 @@ from jobs.connection import get_queue
 from jobs.models import AuditEntry, BackgroundTaskRecord, Status
 from jobs.push import rq_job
 from jobs.reconcile import reconcile_records
+from jobs.values import safe_repr
 from tests.conftest import clear_redis
 
 pytestmark = pytest.mark.django_db(transaction=True)
@@ -115,6 +119,79 @@ def test_unusable_function_references_are_refused(redis_conn, func, message):
 def test_unknown_queue_is_refused(redis_conn):
     with pytest.raises(ValueError, match="unknown queue 'nope'"):
         api.enqueue(demo.add, 1, 2, queue="nope")
+
+
+BAD_OPTIONS = [
+    ({"retries": 10**10}, ValueError, r"retries must be a whole number from 0 to 2147483647; got 10000000000"),
+    ({"retries": -1}, ValueError, "retries must be"),
+    ({"retries": "3"}, TypeError, "retries must be a whole number, got str '3'"),
+    ({"retries": True}, TypeError, "retries must be a whole number, got bool"),
+    ({"timeout": 10**12}, ValueError, "timeout must be .*; got 1000000000000"),
+    ({"timeout": 0}, ValueError, "timeout must be"),
+    ({"timeout": 1.5}, TypeError, "timeout must be a whole number of seconds, got float 1.5"),
+    ({"delay": 1e12}, ValueError, "delay must be a finite number of seconds, at most 2147483647; got 1000000000000.0"),
+    ({"delay": float("inf")}, ValueError, "delay must be .*; got inf"),
+    ({"delay": float("nan")}, ValueError, "delay must be .*; got nan"),
+    ({"delay": 10**5000}, ValueError, "delay must be at most 2147483647 seconds; got <int of about 5001 digits>"),
+    ({"delay": "soon"}, TypeError, "delay must be a number of seconds or a timedelta, got str"),
+    ({"retry_intervals": [10, 1e12]}, ValueError, r"retry_intervals\[1\] must be"),
+    ({"retry_intervals": float("nan")}, ValueError, "retry_intervals must be"),
+    ({"retry_intervals": "10"}, TypeError, "retry_intervals must be seconds or a list of seconds, got str"),
+    ({"queue": ["default"]}, TypeError, "queue must be a queue name"),
+    ({"a\x00b": 1}, ValueError, r"keyword argument name 'a\\x00b' contains a NUL"),
+    ({"a\ud800": 1}, ValueError, r"keyword argument name 'a\\ud800' contains a NUL or a lone surrogate"),
+]
+
+
+@pytest.mark.parametrize("options, error, message", BAD_OPTIONS, ids=[safe_repr(o, 40) for o, _, _ in BAD_OPTIONS])
+def test_every_option_and_keyword_name_is_checked_before_anything_is_written(redis_conn, options, error,
+                                                                             message):
+    with pytest.raises(error, match=message):
+        api.enqueue(demo.echo, 1, **options)
+    many = {k: v for k, v in options.items() if k not in ("delay",)}
+    call_kwargs = {k: v for k, v in many.items() if k not in ("queue", "retries", "timeout", "retry_intervals")}
+    options_only = {k: v for k, v in many.items() if k not in call_kwargs}
+    if many:
+        with pytest.raises(error, match=message):
+            api.enqueue_many([api.Call(demo.echo, 1, **call_kwargs)], **options_only)
+    assert not BackgroundTaskRecord.objects.exists()
+    assert not list(redis_conn.scan_iter("rq:job:*"))
+
+
+def test_a_keyword_name_that_is_not_a_string_is_refused(redis_conn):
+    with pytest.raises(TypeError, match="keyword argument names must be strings, got 1 \\(int\\)"):
+        api.build_record(demo.echo, [], {1: "one"})
+
+
+def test_a_refused_enqueue_leaves_the_callers_transaction_usable(redis_conn):
+    """On PostgreSQL an INSERT that overflowed a column aborted the caller's whole transaction."""
+    with transaction.atomic():
+        kept = api.enqueue(demo.add, 1, 1)
+        for bad in ({"retries": 10**10}, {"timeout": 10**12}, {"delay": 1e12}):
+            with pytest.raises(ValueError):
+                api.enqueue(demo.add, 1, 2, **bad)
+        with pytest.raises(ValueError):
+            api.enqueue(demo.add, 1, 2, **{"x\x00": 1})
+        good = api.enqueue(demo.add, 2, 2, retries=2147483647, timeout=2147483647, delay=2147483647)
+    assert set(BackgroundTaskRecord.objects.values_list("pk", flat=True)) == {kept.pk, good.pk}
+    good.refresh_from_db()
+    assert (good.max_retries, good.timeout) == (2147483647, 2147483647) and good.scheduled_for is not None
+
+
+def test_the_tasks_backend_checks_its_delay_and_keyword_names(redis_conn):
+    from datetime import timedelta
+
+    from django.utils import timezone
+
+    from tests.jobs.test_tasks_backend import add, pair
+
+    with transaction.atomic():
+        with pytest.raises(ValueError, match="delay must be"):
+            add.using(run_after=timezone.now() + timedelta(days=365 * 100)).enqueue(1, 2)
+        with pytest.raises(ValueError, match="contains a NUL"):
+            pair.enqueue(**{"queue": "q", "timeout\x00": 1})
+        ok = add.enqueue(1, 2)
+    assert list(BackgroundTaskRecord.objects.values_list("pk", flat=True)) == [__import__("uuid").UUID(ok.id)]
 
 
 def test_redis_down_at_commit_keeps_the_row_pending_until_reconcile_pushes_it(private_redis, settings, drain):
@@ -258,6 +335,7 @@ def test_job_decorator_gives_an_enqueue_shortcut(redis_conn):
 
 def test_cancel_pending_job_leaves_the_queue_and_is_audited(redis_conn, drain, django_user_model):
     user = django_user_model.objects.create_user("op")
+    user.user_permissions.add(Permission.objects.get(codename="cancel_job"))  # jobs.api checks it
     record = api.enqueue(demo.add, 1, 1)
     assert api.cancel(record, user) == "cancelled"
     record.refresh_from_db()
@@ -325,3 +403,47 @@ def test_pause_and_resume_a_queue(redis_conn, drain):
     assert record.status == Status.COMPLETED
     assert list(AuditEntry.objects.order_by("created_at").values_list("action", "detail")) == [
         ("pause", {"queue": "low"}), ("resume", {"queue": "low"})]
+
+
+def test_rows_of_a_removed_queue_can_be_cancelled_and_deleted_but_not_retried(redis_conn, drain, settings, caplog):
+    settings.RQ_QUEUES = {**settings.RQ_QUEUES, "retired": dict(settings.RQ_QUEUES["default"])}
+    failed = api.enqueue(demo.fail, "once", queue="retired")
+    drain("retired")
+    waiting = api.enqueue(demo.add, 1, 1, queue="retired")
+    settings.RQ_QUEUES = {name: config for name, config in settings.RQ_QUEUES.items() if name != "retired"}
+
+    failed.refresh_from_db()
+    with pytest.raises(api.QueueGone, match="queue 'retired' is no longer configured"):
+        api.retry(failed)
+    assert issubclass(api.QueueGone, api.ActionNotAllowed)  # the dashboard answers it as a refusal, not a 500
+    failed.refresh_from_db()
+    assert failed.status == Status.FAILED, "refused before the row changed: never left pending"
+    assert not AuditEntry.objects.filter(action="retry").exists()
+
+    assert api.cancel(waiting) == "cancelled"
+    assert Job.fetch(str(waiting.pk), connection=redis_conn).get_status() == JobStatus.CANCELED
+    assert str(waiting.pk) not in redis_conn.lrange("rq:queue:retired", 0, -1)
+
+    for record in (failed, waiting):
+        record.refresh_from_db()
+        api.delete(record)
+        assert not Job.exists(str(record.pk), connection=redis_conn)
+    assert not BackgroundTaskRecord.objects.exists()
+
+
+def test_the_clock_logs_a_removed_queue_once_and_goes_on_with_the_others(redis_conn, settings, caplog):
+    settings.JOBS_PENDING_GRACE_SECONDS = 0
+    settings.RQ_QUEUES = {**settings.RQ_QUEUES, "withdrawn": dict(settings.RQ_QUEUES["default"])}
+    stranded = api.enqueue(demo.add, 1, 1, queue="withdrawn")
+    settings.RQ_QUEUES = {name: config for name, config in settings.RQ_QUEUES.items() if name != "withdrawn"}
+    lost = api.enqueue(demo.add, 2, 2)
+    BackgroundTaskRecord.objects.filter(pk=lost.pk).update(enqueued_at=lost.enqueued_at - timedelta(minutes=1))
+    clear_redis(redis_conn)  # Redis restarted empty: the configured queue's row is pushed again
+    with caplog.at_level("WARNING", logger="jobs"):
+        reports = [reconcile_records(), reconcile_records()]
+    assert [r.errors for r in reports] == [[], []]
+    assert str(lost.pk) in reports[0].pushed
+    warnings = [r.getMessage() for r in caplog.records if "withdrawn" in r.getMessage()]
+    assert len(warnings) == 1 and "no longer in RQ_QUEUES" in warnings[0]
+    stranded.refresh_from_db()
+    assert stranded.status == Status.PENDING

@@ -36,6 +36,8 @@ class Command(BaseCommand):
                 self.stdout.write(f"login: {username} / {password}  ({role})")
             if not no_demo:
                 self.stdout.write(f"demo: enqueued {len(enqueue_demo_jobs())} jobs")
+                # The web and the clock read it from their settings: three demo periodic entries.
+                os.environ.setdefault("JOBS_DEMO_PERIODIC", "1")
             self.stdout.write(self.style.SUCCESS(f"open http://127.0.0.1:{port}/  (Ctrl-C stops everything)"))
             self.run_procfile(port)
         finally:
