@@ -31,6 +31,8 @@ STATES = {
     "pending, e's start write lost": (Status.PENDING, "exec-old", False, [("exec-old", "failed")]),
     "running on e": (Status.RUNNING, E, False, [(E, "running")]),
     "running on e, cancel requested": (Status.RUNNING, E, True, [(E, "running")]),
+    # The row's write was lost after its attempt's (or repaired from Redis): still on e.
+    "running on e, its attempt closed already": (Status.RUNNING, E, False, [(E, "completed")]),
     "running on another attempt": (Status.RUNNING, "exec-x", False, [(E, "lost"), ("exec-x", "running")]),
     # A newer attempt runs; e (older, from a cut-off host) was never seen: its writes get a row.
     "running on a newer attempt, e unseen": (Status.RUNNING, "exec-x", False, [("exec-x", "running")]),
