@@ -180,6 +180,9 @@ JOBS_TRACEBACK_MAX_CHARS = env_int("JOBS_TRACEBACK_MAX_CHARS", 20000)
 # On SIGTERM a worker finishes its job, but stops it after this many seconds (keep it
 # below your process manager's kill timeout, so no work horse is left orphaned).
 JOBS_SHUTDOWN_GRACE_SECONDS = env_int("JOBS_SHUTDOWN_GRACE_SECONDS", 25)
+# At-least-once unless set: an interrupted or lost job goes back to its queue (docs/OPERATIONS.md).
+JOBS_AT_MOST_ONCE = env_bool("JOBS_AT_MOST_ONCE", False)
+JOBS_MAX_INTERRUPTIONS = env_int("JOBS_MAX_INTERRUPTIONS", 3)
 # The reconciler's loop interval in the Procfile's clock process.
 JOBS_RECONCILE_SECONDS = env_int("JOBS_RECONCILE_SECONDS", 15)
 

@@ -113,7 +113,8 @@ _JSON_NUL = re.compile(r"(?<!\\)(?:\\\\)*\\u0000")
 
 def build_record(func_or_path, args: Sequence = (), kwargs: dict | None = None, *, queue: str = "default",
                  retries: int = 0, retry_intervals=None, timeout: int | None = None,
-                 delay=None, record_id: uuid.UUID | None = None) -> BackgroundTaskRecord:
+                 delay=None, record_id: uuid.UUID | None = None,
+                 at_most_once: bool | None = None) -> BackgroundTaskRecord:
     """Validate one call and return its unsaved record. Raises TypeError/ValueError on bad input.
 
     `record_id` gives the row (and RQ job) a chosen id instead of a random one: a caller that
@@ -122,7 +123,7 @@ def build_record(func_or_path, args: Sequence = (), kwargs: dict | None = None, 
     """
     kwargs = kwargs or {}
     func_path = func_path_of(func_or_path)
-    options = _options(queue, retries, retry_intervals, timeout)
+    options = _options(queue, retries, retry_intervals, timeout, at_most_once)
     delay_s = validation.seconds("delay", delay)
     _check_json(args, kwargs)
     now = timezone.now()
@@ -131,13 +132,16 @@ def build_record(func_or_path, args: Sequence = (), kwargs: dict | None = None, 
                        **({"id": record_id} if record_id is not None else {}))
 
 
-def _options(queue: str, retries: int, retry_intervals, timeout: int | None) -> dict[str, Any]:
+def _options(queue: str, retries: int, retry_intervals, timeout: int | None,
+             at_most_once: bool | None = None) -> dict[str, Any]:
     """The record fields an enqueue's options set, checked."""
     if validation.queue_name(queue) not in settings.RQ_QUEUES:
         raise ValueError(f"unknown queue {queue!r}; configured: {', '.join(settings.RQ_QUEUES)}")
     timeout = validation.timeout(timeout)
+    if at_most_once is None:
+        at_most_once = jobs_setting("JOBS_AT_MOST_ONCE")
     return dict(queue_name=queue, max_retries=validation.retries(retries),
-                retry_intervals=validation.intervals(retry_intervals),
+                retry_intervals=validation.intervals(retry_intervals), at_most_once=bool(at_most_once),
                 timeout=timeout or settings.RQ_QUEUES[queue].get("DEFAULT_TIMEOUT",
                                                                  jobs_setting("JOBS_DEFAULT_TIMEOUT")))
 
@@ -168,14 +172,17 @@ def _field_defaults() -> list[tuple[Any, Any]]:
 
 def enqueue(func_or_path: Callable | str, *args, queue: str = "default", retries: int = 0,
             retry_intervals: int | Sequence[int] | None = None, timeout: int | None = None,
-            delay: timedelta | int | float | None = None, **kwargs) -> BackgroundTaskRecord:
+            delay: timedelta | int | float | None = None, at_most_once: bool | None = None,
+            **kwargs) -> BackgroundTaskRecord:
     """Record a job in the caller's transaction and push it to RQ once that commits.
 
     A rolled-back transaction leaves neither row nor job. Arguments must be JSON: the
-    first one that is not raises TypeError before anything is written.
+    first one that is not raises TypeError before anything is written. `at_most_once`
+    (default: JOBS_AT_MOST_ONCE) fails, instead of requeueing, a job whose worker shut
+    down or was lost.
     """
     record = build_record(func_or_path, args, kwargs, queue=queue, retries=retries,
-                          retry_intervals=retry_intervals, timeout=timeout, delay=delay)
+                          retry_intervals=retry_intervals, timeout=timeout, delay=delay, at_most_once=at_most_once)
     save_and_push([record])
     return record
 
@@ -195,10 +202,11 @@ class Call:
 
 
 def enqueue_many(calls: Iterable[Call], *, queue: str = "default", retries: int = 0,
-                 retry_intervals=None, timeout: int | None = None) -> list[BackgroundTaskRecord]:
+                 retry_intervals=None, timeout: int | None = None,
+                 at_most_once: bool | None = None) -> list[BackgroundTaskRecord]:
     """Enqueue many jobs with one INSERT (COPY on PostgreSQL) and, after commit, one Redis
     call per thousand jobs."""
-    options = _options(queue, retries, retry_intervals, timeout)
+    options = _options(queue, retries, retry_intervals, timeout, at_most_once)
     records = []
     for call in calls:
         func_path = func_path_of(call.func)
@@ -259,11 +267,12 @@ def _push_on_commit(records: Sequence[BackgroundTaskRecord]) -> None:
     transaction.on_commit(_PushOnCommit(records))
 
 
-def job(queue: str = "default", retries: int = 0, retry_intervals=None, timeout: int | None = None):
+def job(queue: str = "default", retries: int = 0, retry_intervals=None, timeout: int | None = None,
+        at_most_once: bool | None = None):
     """Decorator giving a function an ``.enqueue(*args, **kwargs)`` shortcut with these options."""
     def decorate(func):
         func.enqueue = functools.partial(enqueue, func, queue=queue, retries=retries,
-                                         retry_intervals=retry_intervals, timeout=timeout)
+                                         retry_intervals=retry_intervals, timeout=timeout, at_most_once=at_most_once)
         return func
     return decorate
 

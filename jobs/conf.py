@@ -31,6 +31,12 @@ DEFAULTS: dict[str, Any] = {
     "JOBS_TRACEBACK_MAX_CHARS": 20000,
     # On a warm shutdown (SIGTERM), a job still running after this long is stopped and recorded.
     "JOBS_SHUTDOWN_GRACE_SECONDS": 25,
+    # At-most-once by default: a job whose worker shut down or was lost fails (WorkerShutdown,
+    # WorkerLost) instead of going back to its queue. enqueue(at_most_once=...) decides per job.
+    "JOBS_AT_MOST_ONCE": False,
+    # A job requeued this many times after an interruption or a lost worker fails the next time
+    # (so a job that kills its worker cannot loop).
+    "JOBS_MAX_INTERRUPTIONS": 3,
     # The clock's reconcile interval.
     "JOBS_RECONCILE_SECONDS": 15,
     # Finished jobs older than this many days are deleted by the clock (None or 0: never).

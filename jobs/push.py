@@ -22,7 +22,8 @@ from rq.utils import utcformat
 
 from .conf import jobs_setting
 from .connection import REDIS_ERRORS, get_queue
-from .models import BackgroundTaskRecord, Status
+from .models import BackgroundTaskRecord
+from .models.transitions import apply_to
 
 logger = logging.getLogger(__name__)
 
@@ -46,8 +47,7 @@ def push_many(records: Sequence[BackgroundTaskRecord]) -> int:
     failed = _write_jobs(records)
     if failed:
         try:
-            BackgroundTaskRecord.objects.filter(
-                pk__in=[r.pk for r in failed], status=Status.PENDING).update(pushed_at=None)
+            apply_to(BackgroundTaskRecord.objects.filter(pk__in=[r.pk for r in failed]), "unpush")
         except DatabaseError as exc:  # the rows are committed and reconcile reads Redis, not the flag
             logger.warning("could not clear pushed_at of %d jobs: %s", len(failed), exc)
         for record in failed:

@@ -34,8 +34,8 @@ from rq.utils import utcparse
 from . import api
 from .conf import jobs_setting
 from .connection import get_connection, get_queue, is_configured, log_unknown_queue_once
-from .models import BackgroundTaskRecord, Status
-from .worker import apply_status
+from .models import BackgroundTaskRecord, Status, intents
+from .outcomes import apply_status
 
 logger = logging.getLogger(__name__)
 CHUNK = 500
@@ -85,7 +85,7 @@ def reconcile_records(*, dry_run: bool = False) -> Report:
     active = (BackgroundTaskRecord.objects
               .filter(Q(status=Status.RUNNING) | Q(status=Status.PENDING, enqueued_at__lt=now - grace))
               .only("id", "status", "queue_name", "pushed_at", "scheduled_for", "started_at", "worker_name",
-                    "attempts", "max_retries", "timeout", "cancel_requested_at", "execution_id", "func_path", "args",
+                    "attempts", "interruptions", "at_most_once", "max_retries", "timeout", "cancel_requested_at", "execution_id", "func_path", "args",
                     "kwargs", "retry_intervals", "enqueued_at")
               .order_by("enqueued_at"))
     batch: list[BackgroundTaskRecord] = []
@@ -122,47 +122,90 @@ def _reconcile_queue_group(queue_name: str, records: list[BackgroundTaskRecord],
             pipe.hmget(Job.key_for(str(record.pk)), "status", "last_heartbeat", "worker_name", "enqueued_at")
         states = pipe.execute()
     lost_after = timedelta(seconds=jobs_setting("JOBS_WORKER_LOST_AFTER_SECONDS"))
-    queued_ids: set[str] | None = None
-    unlisted: dict[str, tuple[BackgroundTaskRecord, bytes | None]] = {}
-    for record, (status, heartbeat, worker_name, enqueued_at) in zip(records, states):
+    context = _Context(connection, queue_name, now, lost_after)
+    for record, state in zip(records, states):
         report.checked += 1
-        status = JobStatus(status.decode()) if status else None
-        heartbeat_at = _parse_time(heartbeat)
-        if record.status == Status.PENDING:
-            if status is None:
-                _repush(record, report, "its RQ job is missing from Redis")
-            elif status == JobStatus.QUEUED and record.pushed_at and record.pushed_at < now - lost_after:
-                if queued_ids is None:
-                    queued_ids = _ids_in_queue_lists(queue_name)
-                if queued_ids is not None and str(record.pk) not in queued_ids:
-                    unlisted[str(record.pk)] = (record, enqueued_at)
-            elif status == JobStatus.STARTED or status in TERMINAL:
-                _sync(record, status, report, worker_name)
-            elif record.pushed_at is None:
-                # Queued or scheduled in Redis but the outbox flag never landed.
+        try:
+            _reconcile_record(record, state, context, report)
+        except Exception as exc:  # one record it cannot repair never blocks its queue
+            _skip(record, exc, report)
+    for record in _still_unlisted(queue_name, context.unlisted):
+        try:
+            _repush(record, report, "queued in Redis but in no queue list (lost at dequeue)", replace=True)
+        except Exception as exc:
+            _skip(record, exc, report)
+
+
+@dataclass
+class _Context:
+    """What the records of one queue group share during a pass."""
+
+    connection: object
+    queue_name: str
+    now: datetime
+    lost_after: timedelta
+    queued_ids: set[str] | None = None
+    looked_up: bool = False
+    unlisted: dict = field(default_factory=dict)
+
+
+# Records a pass could not repair, by id, with the error it logged: logged once, not every pass.
+_SKIPPED: dict[str, str] = {}
+
+
+def _skip(record: BackgroundTaskRecord, exc: Exception, report: Report) -> None:
+    """Report a record this pass could not repair; log it the first time only."""
+    try:
+        why = f"{exc.__class__.__name__}: {exc}"[:500]
+    except Exception:
+        why = exc.__class__.__name__
+    report.errors.append(f"{record.pk}: {why}")
+    if _SKIPPED.get(str(record.pk)) != why:
+        if len(_SKIPPED) > 10_000:
+            _SKIPPED.clear()
+        _SKIPPED[str(record.pk)] = why
+        logger.exception("reconcile: could not repair record %s; skipped (logged once)", record.pk)
+
+
+def _reconcile_record(record: BackgroundTaskRecord, state: list, context: _Context, report: Report) -> None:
+    """Bring one record in step with what Redis holds for it."""
+    status, heartbeat, worker_name, enqueued_at = state
+    connection, queue_name, now, lost_after = context.connection, context.queue_name, context.now, context.lost_after
+    status = JobStatus(status.decode()) if status else None
+    heartbeat_at = _parse_time(heartbeat)
+    if record.status == Status.PENDING:
+        if status is None:
+            _repush(record, report, "its RQ job is missing from Redis")
+        elif status == JobStatus.QUEUED and record.pushed_at and record.pushed_at < now - lost_after:
+            if not context.looked_up:
+                context.queued_ids, context.looked_up = _ids_in_queue_lists(queue_name), True
+            if context.queued_ids is not None and str(record.pk) not in context.queued_ids:
+                context.unlisted[str(record.pk)] = (record, enqueued_at)
+        elif status == JobStatus.STARTED or status in TERMINAL:
+            _sync(record, status, report, worker_name)
+        elif record.pushed_at is None:
+            # Queued or scheduled in Redis but the outbox flag never landed.
+            if not report.dry_run:
+                record.mark_pushed()
+    else:  # running
+        if status in (JobStatus.QUEUED, JobStatus.SCHEDULED) and _starting(connection, record, now - lost_after):
+            return
+        if status in TERMINAL or status in (JobStatus.QUEUED, JobStatus.SCHEDULED):
+            _sync(record, status, report, worker_name)
+        elif status == JobStatus.STARTED:
+            if heartbeat_at is None or heartbeat_at < now - lost_after:
+                _settle_lost(record, report, heartbeat_at)
+            elif record.cancel_requested_at and record.cancel_requested_at < now - timedelta(
+                    seconds=jobs_setting("JOBS_CANCEL_RESEND_SECONDS")):
                 if not report.dry_run:
-                    record.mark_pushed()
-        else:  # running
-            if status in (JobStatus.QUEUED, JobStatus.SCHEDULED) and _starting(connection, record, now - lost_after):
-                continue
-            if status in TERMINAL or status in (JobStatus.QUEUED, JobStatus.SCHEDULED):
-                _sync(record, status, report, worker_name)
-            elif status == JobStatus.STARTED:
-                if heartbeat_at is None or heartbeat_at < now - lost_after:
-                    _settle_lost(record, report, heartbeat_at)
-                elif record.cancel_requested_at and record.cancel_requested_at < now - timedelta(
-                        seconds=jobs_setting("JOBS_CANCEL_RESEND_SECONDS")):
-                    if not report.dry_run:
-                        api.send_stop(record)
-                    report.note(report.stops_resent, record.pk, "cancel not confirmed yet: stop command resent")
-            elif status is None and (record.started_at is None or record.started_at < now - lost_after):
-                # Redis lost the job (restarted empty): settle it unless its worker is alive and
-                # still on this very execution (a live worker that moved on will never report it).
-                if (not _worker_alive(connection, record.worker_name, now - lost_after)
-                        or not _worker_runs(connection, record)):
-                    _settle_lost(record, report, None, vanished=True)
-    for record in _still_unlisted(queue_name, unlisted):
-        _repush(record, report, "queued in Redis but in no queue list (lost at dequeue)", replace=True)
+                    api.send_stop(record)
+                report.note(report.stops_resent, record.pk, "cancel not confirmed yet: stop command resent")
+        elif status is None and (record.started_at is None or record.started_at < now - lost_after):
+            # Redis lost the job (restarted empty): settle it unless its worker is alive and
+            # still on this very execution (a live worker that moved on will never report it).
+            if (not _worker_alive(connection, record.worker_name, now - lost_after)
+                    or not _worker_runs(connection, record)):
+                _settle_lost(record, report, None, vanished=True)
 
 
 def _still_unlisted(queue_name: str, unlisted: dict[str, tuple[BackgroundTaskRecord, bytes | None]]
@@ -228,7 +271,8 @@ def _repush(record: BackgroundTaskRecord, report: Report, why: str, replace: boo
 
 
 def _sync(record: BackgroundTaskRecord, status: JobStatus, report: Report, worker_name) -> None:
-    """Copy an outcome Redis holds onto a row whose hook never landed."""
+    """Copy an outcome Redis holds onto a row whose hook never landed: a write like any other,
+    naming its attempt, so a worker's own write (before or after) wins the fields it owns."""
     rq_job = Job.fetch(str(record.pk), connection=get_connection(record.queue_name))
     result = rq_job.latest_result()
     report.note(report.synced, record.pk, f"{record.status} in the database, {status.value} in Redis")
@@ -247,42 +291,56 @@ def _sync(record: BackgroundTaskRecord, status: JobStatus, report: Report, worke
         record.mark_running(
             execution_id=execution_id,
             worker_name=(worker_name or b"").decode() or (result.worker_name if result else "") or "",
-            hostname="", pid=None,
+            hostname="", pid=None, by_clock=True,
             started_at=rq_job.started_at or (result.execution_started_at if result else None) or timezone.now())
+        record.refresh_from_db(fields=["execution_id"])
     if status == JobStatus.STARTED:
         return
     exc_string = (result.exc_string if result else "") or ""
     value = result.return_value if result and status == JobStatus.FINISHED else None
     if status in (JobStatus.QUEUED, JobStatus.SCHEDULED) and not exc_string:
         exc_string = "the attempt failed while its hook could not write; RQ scheduled a retry"
+    execution_id = (result.execution_id if result and result.execution_id and status in TERMINAL else None)
     apply_status(record, status, exc_string=exc_string, result=value, timeout=record.timeout,
-                 finished_at=rq_job.ended_at or timezone.now())
+                 finished_at=rq_job.ended_at or timezone.now(), execution_id=execution_id or record.execution_id or None)
 
 
 def _settle_lost(record: BackgroundTaskRecord, report: Report, heartbeat_at: datetime | None,
                  vanished: bool = False) -> None:
-    """A running job whose worker stopped beating: let RQ retry or fail it, then mirror that."""
+    """A running job whose worker stopped beating: at-least-once, it goes back to its queue,
+    its attempt recorded as lost, no retry used up (failed past JOBS_MAX_INTERRUPTIONS); an
+    at-most-once job is failed or retried by RQ, as RQ decides."""
     since = f"last heartbeat {heartbeat_at:%H:%M:%S}" if heartbeat_at else "no heartbeat"
     message = f"worker lost: {record.worker_name or 'unknown worker'} stopped responding ({since})"
     report.note(report.lost, record.pk, message)
     if report.dry_run:
         return
+    execution_id = record.execution_id or None
+    if not record.at_most_once:
+        lose = intents.Lose(record.pk, execution_id, error_message=message)
+        lose.apply()
+        if lose.applied in ("lose", "lose_final"):
+            # Its RQ job goes too (a copy a cut-off worker still runs writes late, to its attempt).
+            api._delete_rq_job(record)
+        if lose.applied == "lose":
+            record.refresh_from_db()
+            api.push(record)
+        return
     if not vanished and _expire_in_started_registry(record):
         status = Job.fetch(str(record.pk), connection=get_connection(record.queue_name)).get_status()
         if status in (JobStatus.QUEUED, JobStatus.SCHEDULED):
-            record.mark_retrying(error_type="WorkerLost", error_message=message)
+            record.mark_retrying(error_type="WorkerLost", error_message=message, execution_id=execution_id)
             return
-        record.mark_failed(error_type="WorkerLost", error_message=message)
+        record.mark_failed(error_type="WorkerLost", error_message=message, execution_id=execution_id)
         return
     # Redis lost the job too: decide from the row and push a fresh attempt if one is due.
     if record.retries_left > 0:
-        if record.mark_retrying(error_type="WorkerLost", error_message=message):
-            BackgroundTaskRecord.objects.filter(pk=record.pk).update(pushed_at=None)
-            record.scheduled_for = None
+        if record.mark_retrying(error_type="WorkerLost", error_message=message, execution_id=execution_id):
+            record.transition("unpush")
             api._delete_rq_job(record)
             api.push(record)
     else:
-        record.mark_failed(error_type="WorkerLost", error_message=message)
+        record.mark_failed(error_type="WorkerLost", error_message=message, execution_id=execution_id)
 
 
 def _expire_in_started_registry(record: BackgroundTaskRecord) -> bool:

@@ -163,7 +163,8 @@ class RQBackend(BaseTaskBackend):
 
     def _to_result(self, record: BackgroundTaskRecord, task: Task, attempts: list[TaskAttempt]) -> TaskResult:
         errors = [task_error(a.error_type, a.traceback or a.error_message) for a in attempts
-                  if a.outcome in (TaskAttempt.Outcome.FAILED, TaskAttempt.Outcome.LOST)]
+                  if a.outcome in (TaskAttempt.Outcome.FAILED, TaskAttempt.Outcome.LOST,
+                                                  TaskAttempt.Outcome.INTERRUPTED)]
         if record.status == Status.FAILED and not errors:
             errors.append(task_error(record.error_type, record.traceback or record.error_message))
         if record.status == Status.CANCELLED:

@@ -12,7 +12,6 @@ a good job into a failed one.
 from __future__ import annotations
 
 import contextlib
-import functools
 import json
 import logging
 import os
@@ -31,7 +30,8 @@ from rq.worker import WorkerStatus
 
 from .conf import jobs_setting
 from .connection import REDIS_ERRORS
-from .models import BackgroundTaskRecord
+from .models import BackgroundTaskRecord, intents
+from .outcomes import outcome_intent
 from .values import (  # noqa: F401 (capped_result, parse_exc_string, storable_text: re-exported)
     capped_result,
     failure_text,
@@ -52,59 +52,14 @@ REDIS_RETRY_SECONDS = 1
 FAILURE_KEY = "jobdeck:failure:{}"
 # The worker hash's field for how far its row writes lag behind (jobs.stats reads it).
 WRITER_LAG_FIELD = "jobdeck_writer_lag"
+# The execution id of the job this process runs (set_progress names its attempt with it).
+_EXECUTION_ID: str | None = None
 # Connections a work horse inherited and must neither use nor close (see Worker.main_work_horse).
 _INHERITED: list = []
 
 def record_for(job: Job) -> BackgroundTaskRecord:
     """An unsaved handle on the job's row: transitions need only its primary key."""
     return BackgroundTaskRecord(pk=job.id)
-
-
-def apply_status(record: BackgroundTaskRecord, status: JobStatus | None, *, exc_string: str = "",
-                 result=None, timeout: int | None = None, retry_at=None, finished_at=None,
-                 started_at=None) -> bool:
-    """Map the status Redis holds for a job onto its row. Shared by the hooks and the reconciler."""
-    tail = failure_text(exc_string or "")
-    if status == JobStatus.FINISHED:
-        return record.mark_completed(result=capped_result(result), finished_at=finished_at,
-                                     started_at=started_at)
-    if status in (JobStatus.STOPPED, JobStatus.CANCELED):
-        return record.mark_cancelled(reason="stopped by an operator" if status == JobStatus.STOPPED
-                                     else "cancelled", finished_at=finished_at)
-    error_type, message = parse_exc_string(tail, timeout)
-    if status == JobStatus.FAILED:
-        return record.mark_failed(error_type=error_type, error_message=message, traceback=tail,
-                                  finished_at=finished_at)
-    if status in (JobStatus.QUEUED, JobStatus.SCHEDULED):
-        return record.mark_retrying(error_type=error_type, error_message=message, traceback=tail,
-                                    scheduled_for=retry_at, finished_at=finished_at)
-    return False
-
-
-# What the writer thread calls: the row handle is built there, not on the worker's own path.
-def _mark_running_by_id(job_id: str, **fields) -> bool:
-    return BackgroundTaskRecord(pk=job_id).mark_running(**fields)
-
-
-def _apply_status_by_id(job_id: str, status: JobStatus | None, **outcome) -> bool:
-    return apply_status(BackgroundTaskRecord(pk=job_id), status, **outcome)
-
-
-def _mark_ran_by_id(job_id: str, start: dict, completion: dict) -> bool:
-    return BackgroundTaskRecord(pk=job_id).mark_ran(start, completion)
-
-
-def _join_start_and_completion(start: Write, end: Write) -> Write | None:
-    """A job's start and its completion in one batch, as one write (mark_ran); None for any
-    other pair (a failure, a retry: those keep their own writes)."""
-    call = end.call
-    if not (isinstance(call, functools.partial) and call.func is _apply_status_by_id
-            and call.args[1:] == (JobStatus.FINISHED,) and call.keywords.get("started_at") is not None):
-        return None
-    completion = {"result": capped_result(call.keywords.get("result")), "finished_at": call.keywords["finished_at"],
-                  "started_at": call.keywords["started_at"]}
-    joined = functools.partial(_mark_ran_by_id, start.job_id, start.call.keywords, completion)
-    return Write("start and outcome", start.job_id, joined, batchable=True)
 
 
 class TrackingMixin:
@@ -126,6 +81,11 @@ class TrackingMixin:
         kwargs.setdefault("default_result_ttl", jobs_setting("JOBS_RESULT_TTL"))
         super().__init__(*args, **kwargs)
         self._failure: tuple[str, int] | None = None
+        self._execution_id: str | None = None
+        # Set when a shutdown stops the running job to requeue it: (job id, message); and
+        # (job id, message) once RQ has requeued it (a horse that ended by itself meanwhile is not).
+        self._interrupted: tuple[str, str] | None = None
+        self._requeued: tuple[str, str] | None = None
         self._paused: tuple[float, set[str]] | None = None
         self.rows = RowWriter()
 
@@ -240,9 +200,22 @@ class TrackingMixin:
                 retry_in = job.get_retry_interval()
         except Exception:
             pass
+        if self._interrupted is not None and self._interrupted[0] == job.id and not self.is_horse:
+            self._requeue_interrupted(job, queue, execution)
+            return
         super().handle_job_failure(job, queue, started_job_registry=started_job_registry,
                                    exc_string=exc_string, execution=execution)
         self._note_failure(job, exc_string, retry_in)
+
+    def _requeue_interrupted(self, job: Job, queue, execution) -> None:
+        """A job its worker's shutdown stopped goes back to the front of its queue (at-least-once)
+        without using up one of its retries. (An at-most-once job is never marked here: RQ fails
+        or retries it, as before.)"""
+        with self.connection.pipeline() as pipe:
+            self.cleanup_execution(job, pipeline=pipe, execution=execution)
+            queue._enqueue_job(job, pipeline=pipe, at_front=True)
+            pipe.execute()
+        self._requeued, self._interrupted = self._interrupted, None
 
     def _note_failure(self, job: Job, exc_string: str, retry_in: int) -> None:
         raise NotImplementedError
@@ -252,19 +225,34 @@ class TrackingMixin:
         """Hand the attempt's outcome to the writer. A failure is written before the worker
         goes on: RQ may already have queued its retry, which another worker could start."""
         retry_at = timezone.now() + timedelta(seconds=retry_in) if retry_in else None
-        call = functools.partial(_apply_status_by_id, job.id, status, timeout=job.timeout,
-                                 started_at=job.started_at, finished_at=job.ended_at or timezone.now(),
-                                 result=result, exc_string=exc_string, retry_at=retry_at)
-        # A completion is one statement when its start time is known (jobs.fastpath): batchable.
-        finished = status == JobStatus.FINISHED
-        self.rows.submit(Write("outcome", job.id, call, batchable=finished and job.started_at is not None))
-        if not finished:
+        try:
+            intent = outcome_intent(job.id, self._execution_id, status, timeout=job.timeout,
+                                    started_at=job.started_at, finished_at=job.ended_at or timezone.now(),
+                                    result=result, exc_string=exc_string, retry_at=retry_at)
+        except Exception:  # never raise into RQ: the reconciler repairs the row
+            logger.exception("could not record outcome of job %s; the reconciler will repair the row", job.id)
+            return
+        if intent is None:
+            return
+        self.rows.submit(Write("outcome", job.id, intent=intent))
+        if status != JobStatus.FINISHED:
             self.rows.flush()
 
     def _hand_start(self, job: Job, execution_id: str, pid: int | None, started_at) -> None:
-        call = functools.partial(_mark_running_by_id, job.id, execution_id=execution_id, worker_name=self.name,
-                                 hostname=HOSTNAME, pid=pid, started_at=started_at)
-        self.rows.submit(Write("start", job.id, call, batchable=True, join=_join_start_and_completion))
+        self._execution_id = execution_id
+        self.rows.submit(Write("start", job.id, intent=intents.Start(
+            job.id, execution_id, worker_name=self.name, hostname=HOSTNAME, pid=pid, started_at=started_at)))
+
+    def _may_requeue(self, job: Job) -> bool:
+        """Whether an interrupted job goes back to its queue: not at-most-once, not interrupted
+        JOBS_MAX_INTERRUPTIONS times already (the row decides; without the database, the setting)."""
+        try:
+            row = BackgroundTaskRecord.objects.filter(pk=job.id).values("at_most_once", "interruptions").first()
+        except Exception:
+            return not jobs_setting("JOBS_AT_MOST_ONCE")
+        if row is None:
+            return not jobs_setting("JOBS_AT_MOST_ONCE")
+        return not row["at_most_once"] and row["interruptions"] < jobs_setting("JOBS_MAX_INTERRUPTIONS")
 
 
 class Worker(TrackingMixin, rq.Worker):
@@ -295,6 +283,8 @@ class Worker(TrackingMixin, rq.Worker):
         super().main_work_horse(job, queue)
 
     def perform_job(self, job: Job, queue, execution) -> bool:
+        global _EXECUTION_ID
+        _EXECUTION_ID = execution.id  # the horse's own copy: set_progress names its attempt
         try:
             return super().perform_job(job, queue, execution)
         finally:
@@ -341,6 +331,14 @@ class Worker(TrackingMixin, rq.Worker):
 
     def _record_end(self, job: Job) -> None:
         """Read how the attempt ended and hand that to the writer; never raises."""
+        self._interrupted = None
+        if self._requeued is not None and self._requeued[0] == job.id:
+            message = self._requeued[1]
+            self._requeued = None
+            self.rows.submit(Write("interruption", job.id, intent=intents.Interrupt(
+                job.id, self._execution_id, error_message=message, finished_at=timezone.now())))
+            self.rows.flush()
+            return
         try:
             status, result, handed = self._read_end(job)
         except Exception:
@@ -393,7 +391,14 @@ class Worker(TrackingMixin, rq.Worker):
     def _stop_horse_for_shutdown(self, grace: int) -> None:
         if self.horse_pid:
             self.log.warning("Worker %s: job still running %s s after shutdown began; stopping it", self.name, grace)
-            self._shutdown_message = f"WorkerShutdown: the worker shut down; the job was stopped after {grace} s"
+            message = f"WorkerShutdown: the worker shut down; the job was stopped after {grace} s"
+            job_id = self.get_current_job_id()
+            if job_id and self._may_requeue(Job(job_id, connection=self.connection)):
+                # At-least-once: back to its queue, recorded as interrupted (see handle_job_failure).
+                self._interrupted = (job_id, message)
+            else:
+                self._shutdown_message = message
+            connections.close_all()  # this timer thread's own, if _may_requeue opened one
             self.kill_horse()
 
 
@@ -408,6 +413,8 @@ class SimpleWorker(TrackingMixin, rq.SimpleWorker):
             return super().execute_job(job, queue)
 
     def perform_job(self, job: Job, queue, execution) -> bool:
+        global _EXECUTION_ID
+        _EXECUTION_ID = execution.id
         close_old_connections()
         return super().perform_job(job, queue, execution)
 
@@ -435,4 +442,5 @@ def set_progress(fraction: float | None, message: str = "") -> bool:
     job = get_current_job()
     if job is None:
         return False
-    return write_safely("progress", job.id, record_for(job).set_progress, fraction, message)
+    return write_safely("progress", job.id, intents.Progress(job.id, _EXECUTION_ID, fraction=fraction,
+                                                             message=message).apply)

@@ -38,11 +38,14 @@ import threading
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
+from dataclasses import replace as dc_replace
 
 from django.db import connections
 
 from . import dbtimeouts, fastpath
 from .conf import jobs_setting
+from .models import intents
+from .values import safe_repr, safe_str
 
 logger = logging.getLogger(__name__)
 
@@ -73,26 +76,85 @@ def write_safely(what: str, job_id: str, func, *args, **kwargs) -> bool:
     except Exception:
         # Never raise into RQ: the reconciler brings the row in step from Redis later.
         logger.exception("could not record %s of job %s; the reconciler will repair the row", what, job_id)
-        try:
-            connections.close_all()
-        except Exception:
-            pass
+        _reset_connections()
         return False
+
+
+def _reset_connections() -> None:
+    try:
+        connections.close_all()
+    except Exception:
+        pass
 
 
 @dataclass
 class Write:
-    """One row write: `call()` performs it; `batchable` if it may share a round trip."""
+    """One row write: a write intent (jobs.models.intents), carried out once, or a plain `call`."""
 
     what: str
     job_id: str
-    call: Callable[[], object]
-    batchable: bool = False
-    # Given the next write of the same job in the same batch, one write doing both, or None.
-    join: Callable[[Write, Write], Write | None] | None = None
+    call: Callable[[], object] | None = None
+    intent: intents.Intent | None = None
+
+    @property
+    def batchable(self) -> bool:
+        """Whether it may share a round trip: an intent with a one-statement form."""
+        return isinstance(self.intent, (intents.Start, intents.End)) and self.intent.execution_id is not None
 
     def run_safely(self) -> bool:
-        return write_safely(self.what, self.job_id, self.call)
+        if self.intent is None:
+            return write_safely(self.what, self.job_id, self.call)
+        return self.carry_out(self.intent.apply)
+
+    def carry_out(self, apply: Callable[[], bool]) -> bool:
+        """Carry the intent out; if it fails, write what can be stored of it; only if that fails
+        too, log it and drop it. Never raises."""
+        try:
+            return bool(apply())
+        except Exception as exc:
+            why = _why(exc)
+            logger.warning("could not write %s of job %s in full (%s); writing what can be stored",
+                           self.what, self.job_id, why)
+            _reset_connections()
+        try:
+            return bool(reduced(self.intent, why).apply())
+        except Exception:
+            logger.exception("could not record %s of job %s; the reconciler will repair the row",
+                             self.what, self.job_id)
+            _reset_connections()
+            return False
+
+
+def _why(exc: BaseException) -> str:
+    try:
+        text = f"{type(exc).__name__}: {exc}"
+    except Exception:
+        text = type(exc).__name__
+    return safe_str(text, 500)
+
+
+def reduced(intent: intents.Intent, why: str) -> intents.Intent:
+    """What can be stored of an intent whose full write failed: the same transition with a
+    bounded preview of its result, its error type kept, and a message saying the full record
+    could not be written."""
+    note = f"the full record could not be written: {why}"
+    if isinstance(intent, intents.Ran):
+        return intents.Ran(intent.record_id, intent.execution_id, start=reduced(intent.start, why),
+                           end=reduced(intent.end, why))
+    if isinstance(intent, intents.Start):
+        return dc_replace(intent, worker_name=safe_str(intent.worker_name, 255),
+                          hostname=safe_str(intent.hostname, 255))
+    if isinstance(intent, intents.Progress):
+        return dc_replace(intent, message=safe_str(intent.message, 255))
+    if not isinstance(intent, intents.End):
+        return intent
+    changes = {"error_type": safe_str(intent.error_type, 255), "error_message": note,
+               "traceback": safe_str(intent.traceback[-20000:] if isinstance(intent.traceback, str) else "", 20000)}
+    if intent.error_message and isinstance(intent, (intents.Fail, intents.Interrupt)):
+        changes["error_message"] = f"{note}\n{safe_str(intent.error_message, 1000)}"
+    if isinstance(intent, intents.Complete):
+        changes["result"] = {"preview": safe_repr(intent.result, 1000), "note": note}
+    return dc_replace(intent, **changes)
 
 
 class RowWriter:
@@ -231,41 +293,39 @@ class RowWriter:
             return
         writes = _joined(writes)
         try:
-            spans = []
-            with fastpath.collecting() as statements:
-                for write in writes:
-                    first = len(statements)
-                    write.call()
-                    spans.append((first, len(statements)))
-            rows = fastpath.run_collected(statements)
+            statements = [write.intent.statement() for write in writes]
+            ran = [s for s in statements if s is not None]
+            rows = iter(fastpath.run_statements(ran) if ran else [])
         except Exception:
             logger.warning("a batch of %d row writes failed; writing them one at a time", len(writes),
                            exc_info=True)
-            connections.close_all()
+            _reset_connections()
             for write in writes:
                 write.run_safely()
             return
-        for write, (first, end) in zip(writes, spans):
-            if not all(s.settled(row) for s, row in zip(statements[first:end], rows[first:end])):
-                # Not the common case: the model method decides, given what its statement did.
-                with fastpath.replaying(rows[first:end]):
-                    write.run_safely()
+        for write, statement in zip(writes, statements):
+            if statement is not None and statement.settled(next(rows)):
+                write.intent.settled_fast()
+            else:
+                # Not the common case: the intent's ORM path decides, under the row lock.
+                write.carry_out(write.intent.apply_orm)
 
 
 def _joined(writes: list[Write]) -> list[Write]:
-    """The batch with each write that can join its job's next write (a start and its end,
-    when the job was shorter than the linger) replaced, at its place, by the joined write."""
+    """The batch with each start that its completion follows in the same batch (the job was
+    shorter than the linger) replaced, at its place, by one write doing both (intents.Ran)."""
     joined: list[Write] = []
-    waiting: dict[str, int] = {}  # job id → index in `joined` of its write that may join
+    waiting: dict[tuple, int] = {}  # (job id, execution id) → index in `joined` of its start
     for write in writes:
-        index = waiting.pop(write.job_id, None)
-        if index is not None:
-            earlier = joined[index]  # only writes with a `join` wait here
-            both = earlier.join(earlier, write)
-            if both is not None:
-                joined[index] = both
-                continue
-        if write.join is not None:
-            waiting[write.job_id] = len(joined)
+        key = (write.job_id, write.intent.execution_id)
+        index = waiting.pop(key, None)
+        if (index is not None and isinstance(write.intent, intents.Complete)
+                and write.intent.started_at is not None):
+            start = joined[index].intent
+            joined[index] = Write("start and outcome", write.job_id, intent=intents.Ran(
+                write.job_id, start.execution_id, start=start, end=write.intent))
+            continue
+        if isinstance(write.intent, intents.Start):
+            waiting[key] = len(joined)
         joined.append(write)
     return joined

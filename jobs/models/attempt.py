@@ -15,6 +15,7 @@ class TaskAttempt(models.Model):
         FAILED = "failed", "Failed"
         CANCELLED = "cancelled", "Cancelled"
         LOST = "lost", "Lost"
+        INTERRUPTED = "interrupted", "Interrupted"
 
     # No database constraint: Django still cascades a record's delete to its attempts, and the
     # only raw deletes (jobs.prune) remove attempts themselves. The constraint's per-row trigger
@@ -33,6 +34,10 @@ class TaskAttempt(models.Model):
     error_type = models.CharField(max_length=255, blank=True)
     error_message = models.TextField(blank=True)
     traceback = models.TextField(blank=True)
+    # A write from this attempt that came after the record had moved on (a cut-off worker that
+    # finished anyway): its real outcome, kept here; the record was left as it was.
+    late_outcome = models.CharField(max_length=16, blank=True, default="", db_default="", choices=Outcome.choices)
+    late_at = models.DateTimeField(null=True, blank=True)
 
     class Meta:
         ordering = ["record", "number"]

@@ -1,8 +1,9 @@
 """The durable job record.
 
-State changes have one home: the transition methods on BackgroundTaskRecord. Each is a
-conditional UPDATE (``WHERE id = … AND status IN (allowed)``), so repeating one, or
-racing another, changes nothing and reports False.
+State changes have one home: the transition table (jobs.models.transitions), carried out
+by write intents (jobs.models.intents). The ``mark_*`` methods here are the record's names
+for them: each is a conditional write, so repeating one, or racing another, changes nothing
+and reports False.
 """
 
 from __future__ import annotations
@@ -10,16 +11,15 @@ from __future__ import annotations
 import uuid
 from datetime import datetime
 
-from django.db import models, transaction
+from django.db import models
 from django.db.models import Q
 from django.utils import timezone
 
-from .. import fastpath
 from ..actions import PERMISSIONS
-from .attempt import TaskAttempt
-from .audit import AuditEntry
+from . import intents
 from .queries import RecordQuerySet
-from .status import ACTIVE_STATES, FINAL_STATES, Status
+from .status import FINAL_STATES, Status
+from .transitions import apply_to, record_fields
 
 
 class BackgroundTaskRecord(models.Model):
@@ -44,6 +44,12 @@ class BackgroundTaskRecord(models.Model):
     updated_at = models.DateTimeField(auto_now=True)
 
     attempts = models.PositiveIntegerField(default=0)
+    # db_default too: the COPY paths (jobs.seed) name their columns.
+    interruptions = models.PositiveIntegerField(
+        default=0, db_default=0, help_text="Attempts interrupted by a shutdown or lost with their worker, then requeued: "
+                             "they do not use up a retry.")
+    at_most_once = models.BooleanField(
+        default=False, db_default=False, help_text="Fail, instead of requeueing, a job whose worker shut down or was lost.")
     max_retries = models.PositiveIntegerField(default=0)
     retry_intervals = models.JSONField(default=list, blank=True)
     timeout = models.IntegerField(null=True, blank=True, help_text="Seconds; -1 for no limit.")
@@ -104,216 +110,70 @@ class BackgroundTaskRecord(models.Model):
 
     @property
     def retries_left(self) -> int:
-        return max(0, self.max_retries + 1 - self.attempts)
+        # Interrupted and lost attempts that were requeued do not use up a retry.
+        return max(0, self.max_retries + 1 - (self.attempts - self.interruptions))
 
-    # --- transitions ---------------------------------------------------------
-    def _transition(self, allowed: tuple[str, ...], *, only_if: dict | None = None, **fields) -> bool:
-        """UPDATE this row only if its status is in `allowed`; on success mirror `fields` on self."""
-        fields.setdefault("updated_at", timezone.now())
-        changed = type(self).objects.filter(pk=self.pk, status__in=allowed, **(only_if or {})).update(**fields)
+    # --- transitions (the table: jobs.models.transitions; the writes: jobs.models.intents) ---
+    def transition(self, event: str, **values) -> bool:
+        """A transition that opens or closes no attempt (push, requeue, request_cancel, ...): one
+        conditional UPDATE under the table's guard; on success mirror the fields on self."""
+        changed = apply_to(type(self).objects.filter(pk=self.pk), event, **values)
         if changed:
-            for name, value in fields.items():
-                if not hasattr(value, "resolve_expression"):
-                    setattr(self, name, value)
+            for name, value in record_fields(event, values).items():
+                setattr(self, name, value)
         return bool(changed)
+
+    def _carry_out(self, intent: intents.Intent) -> bool:
+        done = intent.apply()
+        if done:
+            self.refresh_from_db()
+        return done
 
     def mark_pushed(self, at: datetime | None = None) -> bool:
         """Note that the RQ job now exists in Redis (outbox flag)."""
-        return self._transition((Status.PENDING,), pushed_at=at or timezone.now())
+        return self.transition("push", pushed_at=at or timezone.now())
 
     def mark_running(self, *, execution_id: str, worker_name: str, hostname: str, pid: int | None,
-                     started_at: datetime | None = None) -> bool:
+                     started_at: datetime | None = None, by_clock: bool = False) -> bool:
         """pending → running: count the attempt and open its attempt row. Idempotent per execution."""
-        started_at = started_at or timezone.now()
-        if fastpath.enabled():
-            fields = {"status": Status.RUNNING, "finished_at": None, "scheduled_for": None,
-                      "updated_at": timezone.now()}
-            start = {"execution_id": execution_id, "worker_name": worker_name, "hostname": hostname, "pid": pid,
-                     "started_at": started_at}
-            return self._open_attempt_fast(fields, start)
-        with transaction.atomic(savepoint=False):
-            row = (type(self).objects.select_for_update()
-                   .filter(pk=self.pk).values("status", "execution_id", "attempts").first())
-            if row is None or row["status"] not in ACTIVE_STATES or row["execution_id"] == execution_id:
-                return False
-            number = row["attempts"] + 1
-            self._transition(
-                ACTIVE_STATES, status=Status.RUNNING, attempts=number, execution_id=execution_id,
-                worker_name=worker_name, hostname=hostname, pid=pid, started_at=started_at,
-                finished_at=None, scheduled_for=None,
-            )
-            if row["status"] == Status.RUNNING:
-                # Still `running`: the previous attempt ended without any hook landing.
-                self.attempt_set.filter(outcome=TaskAttempt.Outcome.RUNNING).update(
-                    outcome=TaskAttempt.Outcome.LOST, finished_at=started_at)
-            TaskAttempt.objects.create(
-                record_id=self.pk, number=number, execution_id=execution_id, started_at=started_at,
-                worker_name=worker_name, hostname=hostname, pid=pid,
-            )
-        return True
+        return self._carry_out(intents.Start(self.pk, execution_id, worker_name=worker_name, hostname=hostname,
+                                             pid=pid, started_at=started_at, by_clock=by_clock))
 
     def mark_completed(self, *, result=None, finished_at: datetime | None = None,
-                       started_at: datetime | None = None) -> bool:
-        """running (or pending, when the start hook was lost) → completed, with result and duration."""
-        finished_at = finished_at or timezone.now()
-        if started_at is None:
-            started_at = type(self).objects.filter(pk=self.pk).values_list("started_at", flat=True).first()
-        fields = self._completed_fields(result, finished_at, started_at)
-        return self._close(fields, TaskAttempt.Outcome.COMPLETED, finished_at, started_at or finished_at)
-
-    @staticmethod
-    def _completed_fields(result, finished_at: datetime, started_at: datetime | None) -> dict:
-        duration_ms = int((finished_at - started_at).total_seconds() * 1000) if started_at else None
-        return dict(status=Status.COMPLETED, result=result, finished_at=finished_at,
-                    duration_ms=max(duration_ms, 0) if duration_ms is not None else None,
-                    scheduled_for=None, error_type="", error_message="", traceback="",
-                    progress=1.0, cancel_requested_at=None)
-
-    def mark_ran(self, start: dict, completion: dict) -> bool:
-        """A start and its completion written together (the job ended before its worker wrote
-        the start): the same end as ``mark_running(**start)`` then ``mark_completed(**completion)``.
-
-        On PostgreSQL the common case (the start not yet recorded, no cancel pending) is one
-        statement, one row version instead of two; anything else takes exactly those two calls.
-        """
-        if fastpath.enabled():
-            finished_at = completion["finished_at"]
-            fields = {**self._completed_fields(completion.get("result"), finished_at,
-                                               completion.get("started_at") or start["started_at"]),
-                      "updated_at": timezone.now()}
-            if self._open_attempt_fast(fields, start, closes=True):
-                return True
-        self.mark_running(**start)
-        return self.mark_completed(**completion)
-
-    def _open_attempt_fast(self, fields: dict, start: dict, closes: bool = False) -> bool:
-        """PostgreSQL's one-statement start (jobs.fastpath.open_attempt); on success mirror it on self."""
-        number = fastpath.open_attempt(self, fields, closes=closes, **start)
-        if number is None:
-            return False
-        for name, value in {**fields, **start}.items():
-            setattr(self, name, value)
-        self.attempts = number
-        return True
+                       started_at: datetime | None = None, execution_id: str | None = None) -> bool:
+        """Attempt `execution_id` (None: the current one) → completed, with result and duration."""
+        return self._carry_out(intents.Complete(self.pk, execution_id, result=result, finished_at=finished_at,
+                                                started_at=started_at))
 
     def mark_failed(self, *, error_type: str, error_message: str, traceback: str = "",
-                    finished_at: datetime | None = None) -> bool:
-        """running/pending → failed, keeping the last failure's error and traceback."""
-        finished_at = finished_at or timezone.now()
-        fields = dict(status=Status.FAILED, finished_at=finished_at, scheduled_for=None,
-                      error_type=error_type[:255], error_message=error_message, traceback=traceback,
-                      cancel_requested_at=None)
-        return self._close(fields, TaskAttempt.Outcome.FAILED, finished_at, finished_at, error_type,
-                           error_message, traceback)
-
-    def _close(self, fields: dict, outcome: str, finished_at: datetime, started_at: datetime,
-               error_type: str = "", error_message: str = "", traceback: str = "") -> bool:
-        """An active row ends completed or failed, and so does its running attempt; if its start
-        was never recorded, that attempt is counted now."""
-        if self._close_fast(fields, outcome, finished_at, started_at, error_type, error_message, traceback):
-            return True
-        with transaction.atomic(savepoint=False):
-            done = self._finish("too-late", **fields)
-            if done and not self._close_attempt(outcome, finished_at, error_type, error_message, traceback):
-                self._add_missed_attempt(outcome, started_at, finished_at, error_type, error_message, traceback)
-        return done
+                    finished_at: datetime | None = None, execution_id: str | None = None) -> bool:
+        """Attempt `execution_id` → failed, keeping the last failure's error and traceback."""
+        return self._carry_out(intents.Fail(self.pk, execution_id, error_type=error_type,
+                                            error_message=error_message, traceback=traceback,
+                                            finished_at=finished_at))
 
     def mark_retrying(self, *, error_type: str, error_message: str, traceback: str = "",
-                      scheduled_for: datetime | None = None, finished_at: datetime | None = None) -> bool:
-        """running → pending: this attempt failed and RQ will run the job again (automatic retry)."""
-        finished_at = finished_at or timezone.now()
-        with transaction.atomic(savepoint=False):
-            done = self._transition(
-                (Status.RUNNING, Status.PENDING), status=Status.PENDING, scheduled_for=scheduled_for,
-                error_type=error_type[:255], error_message=error_message, traceback=traceback,
-                progress=None, progress_message="",
-            )
-            if done:
-                self._close_attempt(TaskAttempt.Outcome.FAILED, finished_at, error_type, error_message, traceback)
-        return done
+                      scheduled_for: datetime | None = None, finished_at: datetime | None = None,
+                      execution_id: str | None = None) -> bool:
+        """Attempt `execution_id` failed and RQ will run the job again: pending, scheduled."""
+        return self._carry_out(intents.Fail(self.pk, execution_id, error_type=error_type,
+                                            error_message=error_message, traceback=traceback,
+                                            finished_at=finished_at, retry=True, retry_at=scheduled_for))
 
-    def mark_cancelled(self, *, reason: str = "", finished_at: datetime | None = None) -> bool:
-        """pending/running → cancelled."""
-        finished_at = finished_at or timezone.now()
-        with transaction.atomic(savepoint=False):
-            done = self._finish(
-                "stopped", status=Status.CANCELLED, finished_at=finished_at, scheduled_for=None,
-                error_message=reason,
-            )
-            if done:
-                self._close_attempt(TaskAttempt.Outcome.CANCELLED, finished_at, error_message=reason)
-        return done
+    def mark_cancelled(self, *, reason: str = "", finished_at: datetime | None = None,
+                       execution_id: str | None = None) -> bool:
+        """pending/running → cancelled (by an operator, or attempt `execution_id` stopped)."""
+        return self._carry_out(intents.Stop(self.pk, execution_id, error_message=reason, finished_at=finished_at))
 
     def mark_cancel_requested(self) -> bool:
         """Flag a running job whose stop command has been sent; the worker confirms it. Pending
         too: a job a worker has started while its start write is still on the way."""
-        return self._transition(ACTIVE_STATES, cancel_requested_at=timezone.now())
+        return self.transition("request_cancel", cancel_requested_at=timezone.now())
 
     def mark_requeued(self) -> bool:
         """failed/cancelled → pending: an operator's retry, the next attempt of the same row."""
-        return self._transition(
-            (Status.FAILED, Status.CANCELLED), status=Status.PENDING, pushed_at=None, scheduled_for=None,
-            started_at=None, finished_at=None, duration_ms=None, result=None, cancel_requested_at=None,
-            error_type="", error_message="", traceback="", progress=None, progress_message="",
-            enqueued_at=timezone.now(),
-        )
+        return self.transition("requeue", enqueued_at=timezone.now())
 
-    def _close_fast(self, fields: dict, outcome: str, finished_at: datetime, started_at: datetime,
-                    error_type: str = "", error_message: str = "", traceback: str = "") -> bool:
-        """PostgreSQL's one-statement close of the row and its running attempt (jobs.fastpath).
-        False when it changed nothing: then the ORM path below decides, as on other databases."""
-        if not fastpath.enabled():
-            return False
-        fields = {**fields, "updated_at": timezone.now()}
-        attempt = {"outcome": outcome, "finished_at": finished_at, "error_type": error_type[:255],
-                   "error_message": error_message, "traceback": traceback}
-        changed, closed = fastpath.close_attempt(self, ACTIVE_STATES, fields, attempt)
-        if not changed:
-            return False
-        for name, value in fields.items():
-            setattr(self, name, value)
-        if not closed:
-            with transaction.atomic(savepoint=False):
-                type(self).objects.select_for_update().filter(pk=self.pk).values_list("pk").get()
-                self._add_missed_attempt(outcome, started_at, finished_at, error_type, error_message, traceback)
-        return True
-
-    def _finish(self, cancel_outcome: str, **fields) -> bool:
-        """Move an active row to a final state. If an operator's cancel was waiting on it, the
-        audit log says how that cancel ended: "stopped", or "too-late" when the job completed or
-        failed before the stop landed. The second UPDATE runs only then: one query as a rule."""
-        if self._transition(ACTIVE_STATES, only_if={"cancel_requested_at__isnull": True}, **fields):
-            return True
-        if not self._transition(ACTIVE_STATES, **fields):
-            return False
-        AuditEntry.objects.create(username="system", action="cancel", record_id=self.pk, outcome=cancel_outcome,
-                                  detail={"status": fields["status"]})
-        return True
-
-    def _close_attempt(self, outcome: str, finished_at: datetime, error_type: str = "",
-                       error_message: str = "", traceback: str = "") -> int:
-        return self.attempt_set.filter(outcome=TaskAttempt.Outcome.RUNNING).update(
-            outcome=outcome, finished_at=finished_at, error_type=error_type[:255],
-            error_message=error_message, traceback=traceback,
-        )
-
-    def _add_missed_attempt(self, outcome: str, started_at: datetime, finished_at: datetime, error_type: str = "",
-                            error_message: str = "", traceback: str = "") -> None:
-        """The job ran and ended, but its start was never recorded (the database was down then):
-        count that attempt now. The caller's UPDATE holds the row lock, so the count is safe."""
-        number = type(self).objects.filter(pk=self.pk).values_list("attempts", flat=True).get() + 1
-        type(self).objects.filter(pk=self.pk).update(attempts=number)
-        self.attempts = number
-        TaskAttempt.objects.create(
-            record_id=self.pk, number=number, started_at=started_at, finished_at=finished_at, outcome=outcome,
-            error_type=error_type[:255], error_message=error_message, traceback=traceback,
-        )
-
-    def set_progress(self, fraction: float | None, message: str = "") -> bool:
+    def set_progress(self, fraction: float | None, message: str = "", execution_id: str | None = None) -> bool:
         """Store a running job's progress (0..1) and message."""
-        from ..values import progress_fraction, progress_message
-
-        # Pending too: a job may report before its worker's start write has landed. A NUL or a
-        # lone surrogate in the message used to make the UPDATE fail, and the report was lost.
-        return self._transition(ACTIVE_STATES, progress=progress_fraction(fraction),
-                                progress_message=progress_message(message))
+        return intents.Progress(self.pk, execution_id, fraction=fraction, message=message).apply()

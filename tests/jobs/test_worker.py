@@ -21,6 +21,11 @@ def fresh(record):
     return record
 
 
+def unprintable() -> int:
+    """A job whose result neither str() nor repr() can render (Python 3.11's int limit)."""
+    return 10**5000
+
+
 def test_success_records_result_duration_worker_and_one_attempt(drain):
     record = api.enqueue(demo.add, 2, 3)
     drain()
@@ -301,3 +306,59 @@ def test_an_idle_worker_outlives_redis_going_away_between_its_waits(private_redi
     finally:
         worker.register_death()
         server.stop()
+
+
+def test_a_job_a_deploy_interrupts_goes_back_to_its_queue_and_runs_again(start_worker, redis_conn):
+    """At-least-once: SIGTERM, then past JOBS_SHUTDOWN_GRACE_SECONDS, the job is stopped and
+    requeued; its attempt is `interrupted`, not `failed`, and no retry is used up."""
+    record = api.enqueue(demo.sleep, 4)
+    first = start_worker(env={"JOBS_SHUTDOWN_GRACE_SECONDS": "1"})
+    wait_for(lambda: fresh(record).status == Status.RUNNING, timeout=30, message="the job to start")
+    first.process.send_signal(signal.SIGTERM)  # a deploy
+    assert first.process.wait(30) is not None
+    record = fresh(record)
+    assert (record.status, record.interruptions, record.retries_left) == (Status.PENDING, 1, 1)
+    assert list(record.attempt_set.values_list("outcome", "error_type")) == [("interrupted", "WorkerShutdown")]
+    assert Job.fetch(str(record.pk), connection=redis_conn).get_status() == JobStatus.QUEUED
+    start_worker()
+    wait_for(lambda: fresh(record).status == Status.COMPLETED, timeout=60, message="the job to run again")
+    assert list(record.attempt_set.values_list("outcome", flat=True)) == ["interrupted", "completed"]
+    from dashboard.timeline import timeline
+
+    ended = [e for e in timeline(record, list(record.attempt_set.all())) if e.label == "attempt 1 interrupted"]
+    assert [e.detail for e in ended] == ["WorkerShutdown · requeued"]
+
+
+def test_an_at_most_once_job_a_deploy_interrupts_fails_as_before(start_worker):
+    record = api.enqueue(demo.sleep, 30, at_most_once=True)
+    worker = start_worker(env={"JOBS_SHUTDOWN_GRACE_SECONDS": "1"})
+    wait_for(lambda: fresh(record).status == Status.RUNNING, timeout=30, message="the job to start")
+    worker.process.send_signal(signal.SIGTERM)
+    worker.process.wait(30)
+    record = fresh(record)
+    assert (record.status, record.error_type, record.interruptions) == (Status.FAILED, "WorkerShutdown", 0)
+
+
+def test_a_job_interrupted_more_than_max_interruptions_times_fails(start_worker):
+    """A job that kills its worker cannot loop: past JOBS_MAX_INTERRUPTIONS requeues, it fails."""
+    record = api.enqueue(demo.sleep, 30)
+    BackgroundTaskRecord.objects.filter(pk=record.pk).update(interruptions=3)  # as after three deploys
+    worker = start_worker(env={"JOBS_SHUTDOWN_GRACE_SECONDS": "1", "JOBS_MAX_INTERRUPTIONS": "3"})
+    wait_for(lambda: fresh(record).status == Status.RUNNING, timeout=30, message="the job to start")
+    worker.process.send_signal(signal.SIGTERM)
+    worker.process.wait(30)
+    assert (fresh(record).status, record.error_type) == (Status.FAILED, "WorkerShutdown")
+
+
+def test_an_unprintable_result_costs_no_other_jobs_row(drain):
+    """Found with hostile jobs: `10**5000` made the result capping raise outside the writer's
+    handling, the batch of queued writes was dropped, and the next ordinary job's row stayed
+    pending. Now that row completes, and the unprintable one is stored as a bounded preview."""
+    before = api.enqueue(demo.add, 1, 1)
+    bad = api.enqueue("tests.jobs.test_worker.unprintable")
+    after = api.enqueue(demo.add, 2, 2)
+    drain()
+    assert [(fresh(r).status, r.result) for r in (before, after)] == [(Status.COMPLETED, 2), (Status.COMPLETED, 4)]
+    bad = fresh(bad)
+    assert bad.status == Status.COMPLETED and bad.attempts == 1
+    assert bad.result["note"] and len(bad.result.get("repr") or bad.result.get("preview")) <= 65536

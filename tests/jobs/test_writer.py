@@ -12,7 +12,7 @@ from rq.job import Job, JobStatus
 
 from jobs import api, demo, fastpath
 from jobs import writer as writer_module
-from jobs.models import AuditEntry, BackgroundTaskRecord, Status
+from jobs.models import AuditEntry, BackgroundTaskRecord, Status, intents
 from jobs.writer import RowWriter, Write
 from tests.conftest import wait_for
 
@@ -58,7 +58,7 @@ def test_writes_run_in_submission_order_and_flush_waits_for_them():
     release = threading.Event()
     writer.submit(Write("hold", "-", lambda: release.wait(10)))
     for number in range(200):
-        writer.submit(Write("append", "-", functools.partial(done.append, number), batchable=number % 3 == 0))
+        writer.submit(Write("append", "-", functools.partial(done.append, number)))
     release.set()
     assert writer.flush(30)
     assert done == list(range(200))
@@ -82,11 +82,11 @@ def test_a_backlog_is_written_batch_after_batch_without_lingering(monkeypatch):
 
 def test_a_batch_writes_each_transition_as_if_alone(monkeypatch):
     """Starts and completions sent together; the uncommon ones (a pending cancel, a start never
-    recorded) are decided by the model method, given what their statement did."""
+    recorded) are decided by the intent's ORM path."""
     batches: list[int] = []
-    run_collected = fastpath.run_collected
-    monkeypatch.setattr(fastpath, "run_collected", lambda statements: batches.append(len(statements))
-                        or run_collected(statements))
+    run_statements = fastpath.run_statements
+    monkeypatch.setattr(fastpath, "run_statements", lambda statements: batches.append(len(statements))
+                        or run_statements(statements))
     plain, cancelling, unstarted = [BackgroundTaskRecord.objects.create(func_path="jobs.demo.noop")
                                     for _ in range(3)]
     now = timezone.now()
@@ -95,14 +95,12 @@ def test_a_batch_writes_each_transition_as_if_alone(monkeypatch):
     writer.submit(Write("hold", "-", lambda: release.wait(10)))  # so the rest queue up behind it
 
     def start(record):
-        call = functools.partial(BackgroundTaskRecord(pk=record.pk).mark_running, execution_id=f"e-{record.pk}",
-                                 worker_name="w", hostname="h", pid=1, started_at=now)
-        writer.submit(Write("start", record.pk, call, batchable=True))
+        writer.submit(Write("start", record.pk, intent=intents.Start(
+            record.pk, f"e-{record.pk}", worker_name="w", hostname="h", pid=1, started_at=now)))
 
     def complete(record):
-        call = functools.partial(BackgroundTaskRecord(pk=record.pk).mark_completed, result=7, finished_at=now,
-                                 started_at=now)
-        writer.submit(Write("outcome", record.pk, call, batchable=True))
+        writer.submit(Write("outcome", record.pk, intent=intents.Complete(
+            record.pk, f"e-{record.pk}", result=7, finished_at=now, started_at=now)))
 
     start(plain)
     start(cancelling)
@@ -118,23 +116,22 @@ def test_a_batch_writes_each_transition_as_if_alone(monkeypatch):
         record = fresh(record)
         assert (record.status, record.result, record.attempts) == (Status.COMPLETED, 7, 1)
         assert record.attempt_set.get().outcome == "completed"
+        assert record.attempt_set.get().execution_id == f"e-{record.pk}", "every run names its attempt"
     assert cancelling.cancel_requested_at is None
     assert AuditEntry.objects.get(record_id=cancelling.pk).outcome == "too-late"
-    assert unstarted.attempt_set.get().execution_id == "", "counted as a missed attempt"
-    assert plain.attempt_set.get().execution_id == f"e-{plain.pk}"
     if connection.vendor == "postgresql":
         assert max(batches) >= 2, "the writes shared a round trip"
 
 
 def test_a_start_and_its_completion_in_one_batch_are_one_write_with_the_same_end(monkeypatch):
     """A job shorter than the linger: its start and completion become one statement
-    (mark_ran). Any case that statement does not settle ends exactly as two writes would."""
-    from jobs.worker import _apply_status_by_id, _join_start_and_completion, _mark_running_by_id
+    (intents.Ran). Any case that statement does not settle ends exactly as two writes would."""
+    from jobs.outcomes import outcome_intent
 
     batches: list[int] = []
-    run_collected = fastpath.run_collected
-    monkeypatch.setattr(fastpath, "run_collected", lambda statements: batches.append(len(statements))
-                        or run_collected(statements))
+    run_statements = fastpath.run_statements
+    monkeypatch.setattr(fastpath, "run_statements", lambda statements: batches.append(len(statements))
+                        or run_statements(statements))
     plain, cancelling, retried, failing = [BackgroundTaskRecord.objects.create(func_path="jobs.demo.noop")
                                            for _ in range(4)]
     BackgroundTaskRecord.objects.filter(pk=cancelling.pk).update(cancel_requested_at=timezone.now())
@@ -144,21 +141,20 @@ def test_a_start_and_its_completion_in_one_batch_are_one_write_with_the_same_end
     writer.submit(Write("hold", "-", lambda: release.wait(10)))
 
     def start(record, execution="e"):
-        call = functools.partial(_mark_running_by_id, str(record.pk), execution_id=f"{execution}-{record.pk}",
-                                 worker_name="w", hostname="h", pid=1, started_at=now)
-        writer.submit(Write("start", str(record.pk), call, batchable=True, join=_join_start_and_completion))
+        writer.submit(Write("start", str(record.pk), intent=intents.Start(
+            str(record.pk), f"{execution}-{record.pk}", worker_name="w", hostname="h", pid=1, started_at=now)))
 
-    def end(record, status=JobStatus.FINISHED):
-        call = functools.partial(_apply_status_by_id, str(record.pk), status, timeout=180, started_at=now,
-                                 finished_at=now, result={"n": 7}, exc_string="ValueError: no", retry_at=None)
-        writer.submit(Write("outcome", str(record.pk), call, batchable=status == JobStatus.FINISHED))
+    def end(record, status=JobStatus.FINISHED, execution="e"):
+        intent = outcome_intent(str(record.pk), f"{execution}-{record.pk}", status, timeout=180, started_at=now,
+                                finished_at=now, result={"n": 7}, exc_string="ValueError: no", retry_at=None)
+        writer.submit(Write("outcome", str(record.pk), intent=intent))
 
     for record in (plain, cancelling):
         start(record)
         end(record)
     start(retried, "first")  # an earlier attempt whose end was never written
     start(retried, "second")
-    end(retried)
+    end(retried, execution="second")
     start(failing)
     end(failing, JobStatus.FAILED)
     release.set()
@@ -177,8 +173,8 @@ def test_a_start_and_its_completion_in_one_batch_are_one_write_with_the_same_end
     assert (failing.status, failing.error_type, failing.attempts) == (Status.FAILED, "ValueError", 1)
     if connection.vendor == "postgresql":
         # plain, cancelling and the second start of `retried` joined their ends: 3 statements,
-        # plus the first start of `retried` and the start of `failing` (its end is written alone).
-        assert batches == [5]
+        # plus the first start of `retried`, the start of `failing` and its end: one round trip.
+        assert batches == [6]
 
 
 def test_a_forked_child_writes_inline_and_never_touches_the_queue(tmp_path):
@@ -231,3 +227,45 @@ def test_progress_from_a_job_lands_while_the_writer_holds_its_start(start_worker
     assert worker.process.wait(60) == 0
     record = fresh(record)
     assert record.status == Status.COMPLETED and record.progress == 1.0 and record.attempts == 1
+
+
+def test_one_poisoned_write_costs_only_itself_and_is_reduced_to_what_can_be_stored(caplog):
+    """A result nothing can render (`10**5000`: str() and repr() refuse it) once made the whole
+    batch be dropped, and the next job's row stayed pending. Now the batch is retried row by
+    row, the poisoned write is stored reduced (a bounded preview, a note saying why), and the
+    good writes around it land as they are."""
+    good = [BackgroundTaskRecord.objects.create(func_path="jobs.demo.add") for _ in range(4)]
+    bad = BackgroundTaskRecord.objects.create(func_path="jobs.demo.huge")
+    failing = BackgroundTaskRecord.objects.create(func_path="jobs.demo.fail")
+    now = timezone.now()
+    writer = RowWriter()
+    release = threading.Event()
+    writer.submit(Write("hold", "-", lambda: release.wait(10)))
+
+    def run(record, result=None, error=None):
+        writer.submit(Write("start", record.pk, intent=intents.Start(
+            record.pk, f"e-{record.pk}", worker_name="w", hostname="h", pid=1, started_at=now)))
+        if error is None:
+            end = intents.Complete(record.pk, f"e-{record.pk}", result=result, finished_at=now, started_at=now)
+        else:
+            end = intents.Fail(record.pk, f"e-{record.pk}", error_type=error, error_message="\udcff" * 10,
+                               traceback="tb", finished_at=now)
+        writer.submit(Write("outcome", record.pk, intent=end))
+
+    run(good[0], 0)
+    run(good[1], 1)
+    run(bad, 10**5000)
+    run(failing, error="L" * 300)
+    run(good[2], 2)
+    run(good[3], 3)
+    release.set()
+    assert writer.close(30)
+
+    assert [(fresh(r).status, r.result, r.attempts) for r in good] == [(Status.COMPLETED, i, 1) for i in range(4)]
+    bad = fresh(bad)
+    assert (bad.status, bad.attempts) == (Status.COMPLETED, 1)
+    assert bad.result["note"].startswith("the full record could not be written: ValueError")
+    assert len(bad.result["preview"]) <= 1000
+    failing = fresh(failing)
+    assert (failing.status, failing.error_type) == (Status.FAILED, "L" * 255), "the error type is kept"
+    assert "could not record" not in caplog.text, "nothing was dropped"
