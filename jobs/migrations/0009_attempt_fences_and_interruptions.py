@@ -6,7 +6,7 @@ from django.db import migrations, models
 class Migration(migrations.Migration):
 
     dependencies = [
-        ('jobs', '0010_periodic_entries'),
+        ('jobs', '0008_periodic_entries'),
     ]
 
     operations = [

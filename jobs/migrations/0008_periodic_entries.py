@@ -7,7 +7,7 @@ from django.db import migrations, models
 class Migration(migrations.Migration):
 
     dependencies = [
-        ('jobs', '0008_action_permissions'),
+        ('jobs', '0007_action_permissions'),
     ]
 
     operations = [
