@@ -264,7 +264,11 @@ class TrackingMixin:
         if result is None:
             return None
         job, queue = result
-        if queue.name not in self._closed_queues(fresh=True):
+        try:
+            if queue.name not in self._closed_queues(fresh=True):
+                return result
+        except REDIS_ERRORS as exc:  # the job is out of its queue already: run it rather than drop it
+            self._redis_unreachable("reading the paused queues", exc)
             return result
         with self.connection.pipeline() as pipe:  # MULTI: the job is never out of both lists
             pipe.lrem(queue.intermediate_queue.key, 1, job.id)

@@ -54,6 +54,15 @@ if os.environ.get("RQ_CONTRACT_WORKERS", "jobdeck") == "jobdeck":
     _swap_worker_classes()
 
 
+def pytest_sessionfinish(session, exitstatus):
+    # A failed worker-pool test leaves its pool's worker processes running (with either
+    # class); pytest would wait for them for ever at exit.
+    import multiprocessing
+
+    for child in multiprocessing.active_children():
+        child.kill()
+
+
 def pytest_unconfigure(config):
     for var in _VAR:
         shutil.rmtree(var, ignore_errors=True)

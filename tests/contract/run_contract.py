@@ -19,6 +19,8 @@ from pathlib import Path
 
 HERE = Path(__file__).resolve().parent
 REPO = HERE.parents[1]
+# A whole run takes 4-8 minutes on two busy cores; one that hangs must not hang CI.
+RUN_TIMEOUT_SECONDS = 1800
 RQ_PORT = 6379  # hard-coded in RQ's tests (tests/__init__.py, test_cli.py, test_worker.py)
 
 
@@ -62,7 +64,10 @@ def _run(source: Path, workers: str, extra: list[str], label: str = "") -> set[s
     command = [sys.executable, "-m", "pytest", *where, "-q", "-p", "no:cacheprovider", "-p", "no:django",
                "-p", "rq_contract_plugin", f"--junitxml={junit}", "-o", "junit_family=xunit1", *extra]
     print(f"== RQ's suite with {workers} workers{label} ==", flush=True)
-    completed = subprocess.run(command, cwd=source, env=env)
+    try:
+        completed = subprocess.run(command, cwd=source, env=env, timeout=RUN_TIMEOUT_SECONDS)
+    except subprocess.TimeoutExpired:
+        sys.exit(f"rq-contract: the {workers} run took more than {RUN_TIMEOUT_SECONDS} s")
     if not junit.exists():
         sys.exit(f"rq-contract: the {workers} run left no report (exit {completed.returncode})")
     return _passed(junit)

@@ -4,6 +4,7 @@ import random
 
 import pytest
 from redis import Redis
+from redis.exceptions import ConnectionError as RedisConnectionError
 from rq import Queue
 from rq.worker import WorkerStatus
 
@@ -134,6 +135,20 @@ def test_a_job_dequeued_from_a_queue_paused_meanwhile_goes_back_to_its_head(redi
     api.pause_queue("low")
     assert worker._take_or_put_back(result) is None
     assert low.job_ids == [str(first.pk), str(second.pk)] and low.intermediate_queue.get_job_ids() == []
+
+
+def test_a_dequeued_job_is_kept_when_the_pause_check_cannot_reach_redis(redis_conn, monkeypatch):
+    low = get_queue("low")
+    record = api.enqueue(demo.add, 1, 1, queue="low")
+    worker = Worker([low], connection=low.connection)
+    result = Queue.dequeue_any([low], 1, connection=low.connection)
+
+    def unreachable(fresh):
+        raise RedisConnectionError("Redis went away after the pop")
+
+    monkeypatch.setattr(worker, "_closed_queues", unreachable)
+    # The id has left the queue already: putting nothing back and returning None would lose it.
+    assert worker._take_or_put_back(result) == result and result[0].id == str(record.pk)
 
 
 def test_a_quiet_worker_finishes_its_job_takes_no_new_one_and_resumes(start_worker, redis_conn):
