@@ -52,6 +52,10 @@ def _swap_worker_classes() -> None:
 if os.environ.get("RQ_CONTRACT_WORKERS", "jobdeck") == "jobdeck":
     _configure_django()
     _swap_worker_classes()
+    import rq
+
+    print(f"rq-contract: rq.Worker is {rq.Worker.__module__}.{rq.Worker.__qualname__}, "
+          f"rq.SimpleWorker is {rq.SimpleWorker.__module__}.{rq.SimpleWorker.__qualname__}", flush=True)
 
 
 def pytest_sessionfinish(session, exitstatus):
@@ -66,9 +70,3 @@ def pytest_sessionfinish(session, exitstatus):
 def pytest_unconfigure(config):
     for var in _VAR:
         shutil.rmtree(var, ignore_errors=True)
-
-
-def pytest_report_header(config):
-    import rq
-
-    return f"rq-contract: rq.Worker is {rq.Worker.__module__}.{rq.Worker.__qualname__}"
