@@ -12,10 +12,11 @@ from rq.worker_registration import REDIS_WORKER_KEYS
 from .actions import ACTIONS
 from .api import ActionNotAllowed, audit, permit
 from .connection import REDIS_ERRORS, get_connection
+from .worker import QUIET_KEY
 
 # The contract with the worker's dequeue loop (jobs.worker): a worker whose name is in this
 # set finishes its current job and takes no new one. RQ has no "quiet" command of its own.
-QUIET_WORKERS_KEY = "jobdeck:quiet-workers"
+QUIET_WORKERS_KEY = QUIET_KEY  # the worker reads it before each job it takes
 
 
 def quiet_workers() -> set[str]:

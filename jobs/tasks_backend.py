@@ -20,11 +20,15 @@ and sent here with ``.using(backend=...)`` it is ``<task path>.func``, the plain
 from __future__ import annotations
 
 import builtins
+import dataclasses
 import re
+import traceback as tb
 import uuid
 from datetime import timedelta
 from typing import Any
 
+from django.conf import settings
+from django.core import checks
 from django.utils import timezone
 from django.utils.module_loading import import_string
 from rq.job import get_current_job
@@ -35,14 +39,14 @@ try:  # Django 6.0 ships the framework as django.tasks
     from django.tasks.base import Task, TaskError
     from django.tasks.exceptions import InvalidTask as InvalidTaskError
     from django.tasks.exceptions import TaskResultDoesNotExist
-    from django.tasks.signals import task_enqueued
+    from django.tasks.signals import task_enqueued, task_finished, task_started
     from django.tasks.utils import normalize_json
 except ImportError:  # Django 5.2: the django-tasks backport, the same API under django_tasks
     from django_tasks import TaskContext, TaskResult, TaskResultStatus
     from django_tasks.backends.base import BaseTaskBackend
     from django_tasks.base import Task, TaskError
     from django_tasks.exceptions import InvalidTaskError, TaskResultDoesNotExist
-    from django_tasks.signals import task_enqueued
+    from django_tasks.signals import task_enqueued, task_finished, task_started
     from django_tasks.utils import normalize_json
 
 from . import api
@@ -84,16 +88,34 @@ class RQTask(Task):
     __slots__ = ()
 
     def __call__(self, *args: Any, **kwargs: Any) -> Any:
-        if self.takes_context:
-            job = get_current_job()
-            if job is None:
+        """Run the task. Inside an RQ job: with the task_started and task_finished signals,
+        and a context built from what the worker knows (its row may not say RUNNING yet)."""
+        job = get_current_job()
+        if job is None:
+            if self.takes_context:
                 raise RuntimeError(f"{self.module_path} takes a context and can only run inside an RQ job")
-            context = TaskContext(task_result=self.get_backend().get_result(job.id))
-            value = self.call(context, *args, **kwargs)
-        else:
-            value = self.call(*args, **kwargs)
-        # As Django's own backends do: a return value that is not JSON fails the task.
-        return normalize_json(value)
+            return normalize_json(self.call(*args, **kwargs))
+        backend = self.get_backend()
+        running = backend.running_result(self, job)
+        task_started.send(type(backend), task_result=running)
+        try:
+            if self.takes_context:
+                value = self.call(TaskContext(task_result=running), *args, **kwargs)
+            else:
+                value = self.call(*args, **kwargs)
+            # As Django's own backends do: a return value that is not JSON fails the task.
+            value = normalize_json(value)
+        except BaseException as exc:
+            error = TaskError(exception_class_path=f"{type(exc).__module__}.{type(exc).__qualname__}",
+                              traceback="".join(tb.format_exception(exc)))
+            failed = dataclasses.replace(running, status=TaskResultStatus.FAILED, finished_at=timezone.now(),
+                                         errors=[*running.errors, error])
+            task_finished.send(type(backend), task_result=failed)  # logged with this exception
+            raise
+        done = dataclasses.replace(running, status=TaskResultStatus.SUCCESSFUL, finished_at=timezone.now())
+        object.__setattr__(done, "_return_value", value)
+        task_finished.send(type(backend), task_result=done)
+        return value
 
 
 class RQBackend(BaseTaskBackend):
@@ -107,10 +129,25 @@ class RQBackend(BaseTaskBackend):
 
     def __init__(self, alias: str, params: dict) -> None:
         super().__init__(alias, params)
-        if "QUEUES" not in params:
+        if not params.get("QUEUES"):  # unset or empty: every queue of RQ_QUEUES, as django-tasks-rq does
             self.queues = set(queue_names())
         self.retries = int(self.options.get("RETRIES", 0))
         self.timeout = self.options.get("TIMEOUT")
+
+    def validate_task(self, task: Task) -> None:
+        """Django's checks, and the task's queue must be one of RQ_QUEUES (a queue named in
+        TASKS but missing there would take the job and never run it)."""
+        super().validate_task(task)
+        if task.queue_name not in settings.RQ_QUEUES:
+            raise InvalidTaskError(f"Queue '{task.queue_name}' is not valid for backend: it is not in RQ_QUEUES.")
+
+    def check(self, **kwargs: Any):
+        """An error for every queue of TASKS' QUEUES that RQ_QUEUES lacks."""
+        yield from super().check(**kwargs)
+        for name in sorted(self.queues - set(settings.RQ_QUEUES)):
+            yield checks.Error(f"TASKS[{self.alias!r}] names queue {name!r}, which RQ_QUEUES lacks",
+                               hint=f"Add {name!r} to RQ_QUEUES or remove it from QUEUES.", obj=self.alias,
+                               id="jobs.E001")
 
     def enqueue(self, task: Task, args: Any, kwargs: Any) -> TaskResult:
         """Record the task as a pending job and push it to RQ when the caller's transaction commits."""
@@ -138,6 +175,24 @@ class RQBackend(BaseTaskBackend):
         task = self._task_for(record)
         attempts = list(record.attempt_set.order_by("number"))
         return self._to_result(record, task, attempts)
+
+    def running_result(self, task: Task, job) -> TaskResult:
+        """The result a task sees while it runs, from RQ's current job: status RUNNING, this
+        attempt (numbered from 1, by this worker, started now) after the finished ones. The
+        row's own start is written on another thread and may not have landed yet."""
+        finished = list(TaskAttempt.objects.filter(record_id=job.id).exclude(outcome=TaskAttempt.Outcome.RUNNING)
+                        .order_by("number"))
+        started_at = job.started_at or timezone.now()
+        if task.queue_name != job.origin and job.origin in self.queues:
+            task = task.using(queue_name=job.origin)
+        return TaskResult(
+            task=task, id=str(job.id), status=TaskResultStatus.RUNNING, enqueued_at=job.enqueued_at,
+            started_at=finished[0].started_at if finished else started_at, finished_at=None,
+            last_attempted_at=started_at, args=list(job.args), kwargs=dict(job.kwargs), backend=self.alias,
+            errors=[task_error(a.error_type, a.traceback or a.error_message) for a in finished
+                    if a.outcome in (TaskAttempt.Outcome.FAILED, TaskAttempt.Outcome.LOST)],
+            worker_ids=[*(a.worker_name for a in finished), job.worker_name or ""],
+        )
 
     def _task_for(self, record: BackgroundTaskRecord) -> Task:
         path = record.func_path

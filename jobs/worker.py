@@ -11,9 +11,9 @@ a good job into a failed one.
 
 from __future__ import annotations
 
-import contextlib
 import json
 import logging
+import math
 import os
 import socket
 import threading
@@ -44,7 +44,12 @@ from .writer import RowWriter, Write, write_safely
 logger = logging.getLogger(__name__)
 HOSTNAME = socket.gethostname()
 PAUSED_KEY = "jobdeck:paused-queues"
+# Names of the workers an operator quieted: each finishes its job and takes no new one.
+QUIET_KEY = "jobdeck:quiet-workers"  # jobs.control (the Workers page) writes it
+# The longest single blocking wait for a job (a resume is seen within it).
 PAUSE_POLL_SECONDS = 5
+# How often a worker with no queue open to it (all paused, or quiet) looks again.
+NOTHING_OPEN_POLL_SECONDS = 1
 # How long a worker trusts its last read of the paused queues (one Redis call less per job).
 PAUSE_CACHE_SECONDS = 1
 # How long an idle worker waits before it tries an unreachable Redis again.
@@ -86,7 +91,7 @@ class TrackingMixin:
         # (job id, message) once RQ has requeued it (a horse that ended by itself meanwhile is not).
         self._interrupted: tuple[str, str] | None = None
         self._requeued: tuple[str, str] | None = None
-        self._paused: tuple[float, set[str]] | None = None
+        self._paused: tuple[float, set[str], bool] | None = None
         self.rows = RowWriter()
 
     def heartbeat(self, timeout=None, pipeline=None):
@@ -123,33 +128,110 @@ class TrackingMixin:
         return False
 
     def dequeue_job_and_maintain_ttl(self, timeout, max_idle_time=None):
-        """Dequeue from every queue an operator has not paused (RQ only has a global suspend).
+        """Dequeue from every queue an operator has not paused (RQ only has a global suspend),
+        unless the worker is quiet; None once idle for `max_idle_time` seconds or stopping.
 
-        The blocking wait is cut into PAUSE_POLL_SECONDS slices so a pause or resume takes
-        effect within seconds, even on an idle worker.
+        The blocking wait is cut into slices of at most PAUSE_POLL_SECONDS so that a resume,
+        or a pause of a queue the worker is not blocked on, takes effect within one slice. A
+        pause or quiet that lands while the worker waits is caught when the wait returns a
+        job: the worker reads both again then, and a job it must not take goes back to the
+        head of its queue (see _take_or_put_back).
         """
-        if timeout is None:  # burst: a single non-blocking pass
-            with self._unpaused_queues():
-                return super().dequeue_job_and_maintain_ttl(None, max_idle_time)
+        if timeout is None:  # burst: non-blocking passes, until a job or none left
+            while (result := self._dequeue_unpaused(None)) is not None:
+                if (taken := self._take_or_put_back(result)) is not None:
+                    return taken
+            return None
         deadline = None if max_idle_time is None else time.monotonic() + max_idle_time
-        while True:
-            with self._unpaused_queues() as any_open:
-                try:
-                    if any_open:
-                        result = super().dequeue_job_and_maintain_ttl(PAUSE_POLL_SECONDS, PAUSE_POLL_SECONDS)
-                        if result is not None:
-                            return result
-                    else:
-                        self.heartbeat()
-                        time.sleep(PAUSE_POLL_SECONDS)
-                except REDIS_ERRORS as exc:
-                    # RQ retries a lost Redis inside its blocking wait, not in the calls around
-                    # it (its set_state, a heartbeat): an outage that begins between two waits
-                    # must not end the worker either.
-                    self._redis_unreachable("waiting for jobs", exc)
-                    time.sleep(REDIS_RETRY_SECONDS)
-            if self._stop_requested or (deadline is not None and time.monotonic() >= deadline):
+        while not self._stop_requested:
+            wait = self._wait_slice(timeout, deadline)
+            if wait <= 0:
                 return None
+            try:
+                result = self._take_or_put_back(self._dequeue_unpaused(wait))
+                if result is not None:
+                    return result
+            except REDIS_ERRORS as exc:
+                # RQ retries a lost Redis inside its blocking wait, not in the calls around
+                # it (its set_state, a heartbeat): an outage that begins between two waits
+                # must not end the worker either.
+                self._redis_unreachable("waiting for jobs", exc)
+                time.sleep(min(REDIS_RETRY_SECONDS, max(wait, 0.1)))
+        return None
+
+    def _wait_slice(self, timeout: float, deadline: float | None) -> float:
+        """Seconds the next blocking wait may last: within RQ's dequeue timeout, the idle
+        deadline, PAUSE_POLL_SECONDS and the connection's socket timeout (a wait as long as
+        the socket's timeout ends in a TimeoutError, which RQ's wait retries for ever)."""
+        wait = min(float(timeout), float(PAUSE_POLL_SECONDS))
+        socket_timeout = self.connection.connection_pool.connection_kwargs.get("socket_timeout")
+        if socket_timeout:
+            wait = min(wait, max(socket_timeout - 1, socket_timeout / 2))
+        if deadline is not None:
+            wait = min(wait, deadline - time.monotonic())
+        # Whole seconds where possible: RQ's idle arithmetic rounds up (math.ceil).
+        return float(math.floor(wait)) if wait >= 1 else wait
+
+    def _dequeue_unpaused(self, wait: float | None):
+        """One pass of RQ's dequeue over the queues open to this worker. Keeps the order the
+        dequeue strategy (round_robin, random) gives RQ's full queue list."""
+        everything = self._ordered_queues
+        closed = self._closed_queues(fresh=False)
+        self._ordered_queues = [q for q in everything if q.name not in closed]
+        result = None
+        try:
+            if self._ordered_queues:
+                result = super().dequeue_job_and_maintain_ttl(wait, wait)
+            elif wait is not None:  # nothing to serve: beat and look again shortly
+                self.set_state(WorkerStatus.IDLE)
+                self.heartbeat()
+                time.sleep(min(wait, NOTHING_OPEN_POLL_SECONDS))
+        finally:
+            self._ordered_queues = everything
+        if result is not None:
+            # RQ reordered the open queues only: apply its strategy to the whole list.
+            self.reorder_queues(reference_queue=result[1])
+        return result
+
+    def _take_or_put_back(self, result):
+        """The dequeued (job, queue), or None after putting the job back at the head of its
+        queue because that queue was paused, or this worker quieted, while it waited."""
+        if result is None:
+            return None
+        job, queue = result
+        try:
+            if queue.name not in self._closed_queues(fresh=True):
+                return result
+        except REDIS_ERRORS as exc:  # the job is out of its queue already: run it rather than drop it
+            self._redis_unreachable("reading the paused queues", exc)
+            return result
+        with self.connection.pipeline() as pipe:  # MULTI: the job is never out of both lists
+            pipe.lrem(queue.intermediate_queue.key, 1, job.id)
+            pipe.lpush(queue.key, job.id)
+            pipe.execute()
+        logger.info("worker %s: queue %s is paused or the worker quiet; job %s put back", self.name,
+                    queue.name, job.id)
+        return None
+
+    def _closed_queues(self, fresh: bool) -> set[str]:
+        """Names of the queues this worker must not take from: the paused ones, or all of
+        them while the worker is quiet. `fresh` reads Redis; else a read up to
+        PAUSE_CACHE_SECONDS old will do (one Redis call less per job)."""
+        now = time.monotonic()
+        if fresh or self._paused is None or now - self._paused[0] >= PAUSE_CACHE_SECONDS:
+            try:
+                with self.connection.pipeline(transaction=False) as pipe:
+                    pipe.smembers(PAUSED_KEY)
+                    pipe.sismember(QUIET_KEY, self.name)
+                    members, quiet = pipe.execute()
+            except REDIS_ERRORS:
+                if fresh:
+                    raise
+                return set()
+            paused = {m.decode() if isinstance(m, bytes) else m for m in members}
+            self._paused = (now, paused, bool(quiet))
+        _, paused, quiet = self._paused
+        return set(self.queue_names()) if quiet else paused
 
     # Between jobs RQ's loop reads Redis in two more places, and ends the worker on any error
     # there: the suspension flag and the maintenance tasks (run first at start-up, right after
@@ -168,27 +250,6 @@ class TrackingMixin:
 
     def _redis_unreachable(self, doing: str, exc: Exception) -> None:
         logger.warning("worker %s: Redis unreachable while %s (%s); retrying", self.name, doing, exc)
-
-    @contextlib.contextmanager
-    def _unpaused_queues(self):
-        everything = self._ordered_queues
-        paused = self._paused_queues()
-        self._ordered_queues = [q for q in everything if q.name not in paused]
-        try:
-            yield bool(self._ordered_queues)
-        finally:
-            self._ordered_queues = everything
-
-    def _paused_queues(self) -> set[str]:
-        now = time.monotonic()
-        if self._paused is not None and now - self._paused[0] < PAUSE_CACHE_SECONDS:
-            return self._paused[1]
-        try:
-            paused = {m.decode() if isinstance(m, bytes) else m for m in self.connection.smembers(PAUSED_KEY)}
-        except Exception:
-            return set()
-        self._paused = (now, paused)
-        return paused
 
     def handle_job_failure(self, job: Job, queue, started_job_registry=None, exc_string="", execution=None):
         # A lone surrogate in an error message would make RQ's own write to Redis raise
