@@ -21,7 +21,7 @@ from typing import Any
 
 from django.conf import settings
 from django.core.exceptions import PermissionDenied
-from django.db import transaction
+from django.db import IntegrityError, transaction
 from django.utils import timezone
 from rq.exceptions import InvalidJobOperation, NoSuchJobError
 from rq.job import Job, JobStatus
@@ -114,7 +114,7 @@ _JSON_NUL = re.compile(r"(?<!\\)(?:\\\\)*\\u0000")
 def build_record(func_or_path, args: Sequence = (), kwargs: dict | None = None, *, queue: str = "default",
                  retries: int = 0, retry_intervals=None, timeout: int | None = None,
                  delay=None, record_id: uuid.UUID | None = None,
-                 at_most_once: bool | None = None) -> BackgroundTaskRecord:
+                 at_most_once: bool | None = None, unique_key: str | None = None) -> BackgroundTaskRecord:
     """Validate one call and return its unsaved record. Raises TypeError/ValueError on bad input.
 
     `record_id` gives the row (and RQ job) a chosen id instead of a random one: a caller that
@@ -128,7 +128,7 @@ def build_record(func_or_path, args: Sequence = (), kwargs: dict | None = None, 
     _check_json(args, kwargs)
     now = timezone.now()
     return _new_record(func_path=func_path, args=list(args), kwargs=dict(kwargs), enqueued_at=now,
-                       scheduled_for=now + timedelta(seconds=delay_s) if delay_s else None, **options,
+                       unique_key=validation.unique_key(unique_key), scheduled_for=now + timedelta(seconds=delay_s) if delay_s else None, **options,
                        **({"id": record_id} if record_id is not None else {}))
 
 
@@ -173,18 +173,47 @@ def _field_defaults() -> list[tuple[Any, Any]]:
 def enqueue(func_or_path: Callable | str, *args, queue: str = "default", retries: int = 0,
             retry_intervals: int | Sequence[int] | None = None, timeout: int | None = None,
             delay: timedelta | int | float | None = None, at_most_once: bool | None = None,
-            **kwargs) -> BackgroundTaskRecord:
+            unique_key: str | None = None, **kwargs) -> BackgroundTaskRecord:
     """Record a job in the caller's transaction and push it to RQ once that commits.
 
     A rolled-back transaction leaves neither row nor job. Arguments must be JSON: the
     first one that is not raises TypeError before anything is written. `at_most_once`
     (default: JOBS_AT_MOST_ONCE) fails, instead of requeueing, a job whose worker shut
-    down or was lost.
+    down or was lost. `unique_key`: while a job with that key is pending or running, return
+    that job's record instead (no second row, no second RQ job); see save_unique.
     """
     record = build_record(func_or_path, args, kwargs, queue=queue, retries=retries,
-                          retry_intervals=retry_intervals, timeout=timeout, delay=delay, at_most_once=at_most_once)
+                          retry_intervals=retry_intervals, timeout=timeout, delay=delay, at_most_once=at_most_once,
+                          unique_key=unique_key)
+    if record.unique_key is not None:
+        return save_unique(record)
     save_and_push([record])
     return record
+
+
+def save_unique(record: BackgroundTaskRecord) -> BackgroundTaskRecord:
+    """INSERT a record that has a unique_key, or return the active record that holds the key.
+
+    The partial unique index (record_unique_key_active) decides, so it holds across processes:
+    on PostgreSQL a second INSERT waits for the first one's transaction and fails once it
+    commits. The INSERT runs in a savepoint, so its IntegrityError never aborts the caller's
+    transaction. If the holder ended between the failed INSERT and the read, the key is free:
+    try again.
+    """
+    for _ in range(5):
+        try:
+            with transaction.atomic():
+                record.pushed_at = record.enqueued_at
+                insert_one(record)
+        except IntegrityError:
+            holder = BackgroundTaskRecord.objects.filter(
+                unique_key=record.unique_key, status__in=(Status.PENDING, Status.RUNNING)).first()
+            if holder is not None:
+                return holder
+            continue
+        _push_on_commit([record])
+        return record
+    raise ActionNotAllowed(f"unique key {record.unique_key!r} is taken and freed too fast to enqueue; try again")
 
 
 @dataclass(frozen=True)
@@ -301,12 +330,16 @@ def retry(record: BackgroundTaskRecord, user=None) -> BackgroundTaskRecord:
     if not is_configured(record.queue_name):
         raise QueueGone(f"queue {record.queue_name!r} is no longer configured, so the job cannot run again; "
                         "delete it, or enqueue it anew on a configured queue")
-    with transaction.atomic():
-        if not record.mark_requeued():
-            record.refresh_from_db(fields=["status"])
-            raise ActionNotAllowed(f"only failed or cancelled jobs can be retried; this one is {record.status}")
-        audit(user, ACTIONS["retry"].audit, record)
-        transaction.on_commit(functools.partial(_replace_and_push, record))
+    try:
+        with transaction.atomic():
+            if not record.mark_requeued():
+                record.refresh_from_db(fields=["status"])
+                raise ActionNotAllowed(f"only failed or cancelled jobs can be retried; this one is {record.status}")
+            audit(user, ACTIONS["retry"].audit, record)
+            transaction.on_commit(functools.partial(_replace_and_push, record))
+    except IntegrityError:  # record_unique_key_active: another job holds the key now
+        raise ActionNotAllowed(f"another pending or running job holds unique key {record.unique_key!r}; "
+                               "it can be retried once that one has ended") from None
     return record
 
 
