@@ -7,6 +7,7 @@ record pushed twice (a retry of the push, the reconciler) is queued once.
 from __future__ import annotations
 
 import itertools
+import json
 import logging
 import zlib
 from collections.abc import Callable, Sequence
@@ -24,6 +25,7 @@ from .conf import jobs_setting
 from .connection import REDIS_ERRORS, get_queue
 from .models import BackgroundTaskRecord
 from .models.transitions import apply_to
+from .retry_policy import META_KEY
 
 logger = logging.getLogger(__name__)
 
@@ -105,10 +107,13 @@ def rq_job(record: BackgroundTaskRecord, queue) -> Job:
     retry = None
     if record.max_retries:
         retry = Retry(max=record.max_retries, interval=record.retry_intervals or 0)
+    meta = None
+    if record.retry_policy:  # read by the worker's failure path (jobs.retry_policy.prepare_failure)
+        meta = {META_KEY: {**record.retry_policy, "retries": record.max_retries}}
     return queue.create_job(
         record.func_path, args=record.args, kwargs=record.kwargs, job_id=str(record.pk),
         timeout=record.timeout, result_ttl=jobs_setting("JOBS_RESULT_TTL"), retry=retry,
-        description=record.func_path,
+        description=record.func_path, meta=meta,
     )
 
 
@@ -154,7 +159,7 @@ def _enqueue_script(connection):
 
 def _shape(record: BackgroundTaskRecord, queue, result_ttl: int) -> tuple:
     return (record.func_path, queue.name, queue.serializer, record.max_retries, tuple(record.retry_intervals),
-            record.timeout, result_ttl)
+            record.timeout, result_ttl, json.dumps(record.retry_policy, sort_keys=True) if record.retry_policy else "")
 
 
 def _job_template(record: BackgroundTaskRecord, queue, result_ttl: int) -> tuple[list, Callable]:
