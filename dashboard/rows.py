@@ -132,6 +132,9 @@ def job_actions(record: BackgroundTaskRecord, rows: RowContext, where: str) -> S
 
 
 def _note(record: BackgroundTaskRecord) -> SafeString:
+    if getattr(record, "waiting_for", ""):  # set by the job list (jobs.stats.waiting_for)
+        return format_html('<span class="badge s-waiting" title="at most {} at once">waiting for a slot: {}</span>',
+                           record.limit_concurrency, record.waiting_for)
     if record.status == Status.RUNNING:
         if record.progress is not None:
             return format_html('<progress max="1" value="{}"></progress> {} {}', record.progress,

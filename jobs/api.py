@@ -26,7 +26,7 @@ from django.utils import timezone
 from rq.exceptions import InvalidJobOperation, NoSuchJobError
 from rq.job import Job, JobStatus
 
-from . import retry_policy, validation
+from . import limits, retry_policy, validation
 from .actions import ACTIONS
 from .conf import jobs_setting
 from .connection import REDIS_ERRORS, get_connection, is_configured
@@ -115,10 +115,10 @@ def build_record(func_or_path, args: Sequence = (), kwargs: dict | None = None, 
                  retries: int = 0, retry_intervals=None, timeout: int | None = None,
                  delay=None, record_id: uuid.UUID | None = None,
                  at_most_once: bool | None = None, unique_key: str | None = None,
-                 policy: dict | None = None) -> BackgroundTaskRecord:
+                 policy: dict | None = None, limit: tuple[str, int] | None = None) -> BackgroundTaskRecord:
     """Validate one call and return its unsaved record. Raises TypeError/ValueError on bad input.
 
-    `policy` is the record's retry_policy, from retry_policy.build (enqueue's backoff options).
+    `limit`: (key, concurrency), see jobs.limits. `policy` is the record's retry_policy, from retry_policy.build (enqueue's backoff options).
     `record_id` gives the row (and RQ job) a chosen id instead of a random one: a caller that
     derives it from what the job is for (jobs.periodic: entry and time slot) gets at most one
     row per id, since a second save_and_push of it fails on the primary key.
@@ -128,8 +128,9 @@ def build_record(func_or_path, args: Sequence = (), kwargs: dict | None = None, 
     options = _options(queue, retries, retry_intervals, timeout, at_most_once)
     delay_s = validation.seconds("delay", delay)
     _check_json(args, kwargs)
+    limit_key, limit_concurrency = limits.check(limit)
     now = timezone.now()
-    return _new_record(func_path=func_path, args=list(args), kwargs=dict(kwargs), enqueued_at=now,
+    return _new_record(limit_key=limit_key, limit_concurrency=limit_concurrency, func_path=func_path, args=list(args), kwargs=dict(kwargs), enqueued_at=now,
                        unique_key=validation.unique_key(unique_key), retry_policy=policy, scheduled_for=now + timedelta(seconds=delay_s) if delay_s else None, **options,
                        **({"id": record_id} if record_id is not None else {}))
 
@@ -178,7 +179,8 @@ def enqueue(func_or_path: Callable | str, *args, queue: str = "default", retries
             unique_key: str | None = None, backoff: str | None = None, backoff_base: float | None = None,
             backoff_factor: float | None = None, backoff_max: float | None = None,
             backoff_jitter: float | None = None, retry_on: Sequence = (), discard_on: Sequence = (),
-            on_exhausted: str | Callable | None = None, **kwargs) -> BackgroundTaskRecord:
+            on_exhausted: str | Callable | None = None, limit: tuple[str, int] | None = None,
+            **kwargs) -> BackgroundTaskRecord:
     """Record a job in the caller's transaction and push it to RQ once that commits.
 
     A rolled-back transaction leaves neither row nor job. Arguments must be JSON: the
@@ -186,14 +188,15 @@ def enqueue(func_or_path: Callable | str, *args, queue: str = "default", retries
     (default: JOBS_AT_MOST_ONCE) fails, instead of requeueing, a job whose worker shut
     down or was lost. `unique_key`: while a job with that key is pending or running, return
     that job's record instead (no second row, no second RQ job); see save_unique. `backoff`,
-    `retry_on`, `discard_on` and `on_exhausted`: the retry policy (jobs.retry_policy).
+    `retry_on`, `discard_on` and `on_exhausted`: the retry policy (jobs.retry_policy). `limit`:
+    (key, n), at most n jobs with that key run at once (jobs.limits).
     """
     policy = retry_policy.build(backoff, base=backoff_base, factor=backoff_factor, maximum=backoff_max,
                                 jitter=backoff_jitter, retry_on=retry_on, discard_on=discard_on,
                                 on_exhausted=on_exhausted)
     record = build_record(func_or_path, args, kwargs, queue=queue, retries=retries,
                           retry_intervals=retry_intervals, timeout=timeout, delay=delay, at_most_once=at_most_once,
-                          unique_key=unique_key, policy=policy)
+                          unique_key=unique_key, policy=policy, limit=limit)
     if record.unique_key is not None:
         return save_unique(record)
     save_and_push([record])

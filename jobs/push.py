@@ -21,6 +21,7 @@ from rq.job import Job
 from rq.utils import now as rq_now
 from rq.utils import utcformat
 
+from . import limits
 from .conf import jobs_setting
 from .connection import REDIS_ERRORS, get_queue
 from .models import BackgroundTaskRecord
@@ -87,6 +88,8 @@ def _write_chunk(queue, records: Sequence[BackgroundTaskRecord]) -> None:
                 queue.schedule_job(rq_job(record, queue), record.scheduled_for, unique=True)
             except DuplicateJobError:
                 pass  # pushed before: the job already exists under this id
+        elif record.limit_key:  # RQ's rate-limited enqueue (jobs.limits): waits for a slot
+            limits.push_limited(queue, rq_job(record, queue))
         else:
             due.append(record)
     stamp = utcformat(rq_now())
@@ -113,7 +116,7 @@ def rq_job(record: BackgroundTaskRecord, queue) -> Job:
     return queue.create_job(
         record.func_path, args=record.args, kwargs=record.kwargs, job_id=str(record.pk),
         timeout=record.timeout, result_ttl=jobs_setting("JOBS_RESULT_TTL"), retry=retry,
-        description=record.func_path, meta=meta,
+        description=record.func_path, meta=meta, rate_limit=limits.rate_limit(record),
     )
 
 

@@ -90,8 +90,11 @@ def _move_in_redis(record: BackgroundTaskRecord, at: datetime | None, now: datet
                                      calendar.timegm(now.utctimetuple()), score):
             return False
         if at is None:  # out of the set: queue it as RQ's scheduler does a due job
-            queue._enqueue_job(Job.fetch(str(record.pk), connection=queue.connection),
-                               at_front=False)
+            job = Job.fetch(str(record.pk), connection=queue.connection)
+            if job.has_rate_limit:  # through its limit (jobs.limits): it may wait for a slot
+                queue._enqueue_rate_limited_job(job)
+            else:
+                queue._enqueue_job(job)
     except NoSuchJobError:
         return False
     except REDIS_ERRORS as exc:

@@ -11,7 +11,7 @@ from django.utils import timezone
 from django.views.decorators.vary import vary_on_headers
 from django_htmx.http import HttpResponseClientRedirect
 
-from jobs import api, bulk, retry_policy
+from jobs import api, bulk, retry_policy, stats
 from jobs.actions import ACTIONS
 from jobs.models import BackgroundTaskRecord
 
@@ -33,6 +33,7 @@ def job_list(request):
             # The table shows none of the large columns; a failed page would otherwise fetch 50 tracebacks.
             records = form.filter(BackgroundTaskRecord.objects.defer("traceback", "result", "kwargs"))
             context["page"] = keyset(records, request.GET.get("cursor"), settings.DASHBOARD_PAGE_SIZE, "enqueued_at")
+            _mark_waiting(context["page"].rows)
             context["filter_query"] = form.query_string()
         except BadCursor as exc:
             context["error"], status = str(exc), 400
@@ -40,6 +41,13 @@ def job_list(request):
         context["error"], status = "Some filters are not valid: " + form.errors.as_text(), 400
     return render_page(request, "dashboard/job_list.html", context, ("job-table",), status=status,
                        live=status == 200 and not _settled(form, context["page"]))
+
+
+def _mark_waiting(records) -> None:
+    """Note on each row that waits for a slot of its concurrency limit which key it waits for."""
+    waiting = stats.waiting_for(records)
+    for record in records:
+        record.waiting_for = waiting.get(str(record.pk), "")
 
 
 def _settled(form, page) -> bool:
@@ -50,6 +58,7 @@ def _settled(form, page) -> bool:
 
 def _detail_context(record: BackgroundTaskRecord) -> dict:
     attempts = list(record.attempt_set.order_by("number"))
+    _mark_waiting([record])
     return {"record": record, "attempts": attempts, "events": timeline(record, attempts),
             "policy": retry_policy.describe(record)}
 

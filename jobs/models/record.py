@@ -73,6 +73,10 @@ class BackgroundTaskRecord(models.Model):
     unique_key = models.CharField(
         max_length=255, null=True, blank=True,
         help_text="At most one pending or running job holds this key (enqueue(unique_key=...)).")
+    limit_key = models.CharField(
+        max_length=100, null=True, blank=True,
+        help_text="Concurrency limit (enqueue(limit=(key, n))): at most limit_concurrency jobs with this key at once.")
+    limit_concurrency = models.PositiveIntegerField(null=True, blank=True)
     retry_policy = models.JSONField(
         null=True, blank=True,
         help_text="Backoff, exception filters and on-exhausted hook (jobs.retry_policy); empty: retry_intervals.")
