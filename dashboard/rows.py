@@ -96,7 +96,7 @@ def status_badge(record: BackgroundTaskRecord, now: datetime) -> SafeString:
 
 
 def _action(url: str, target: str, hidden: SafeString, label: str, css: str,
-            confirm: str = "", asked: SafeString = mark_safe("")) -> SafeString:
+            confirm: str = "", asked: SafeString | str = "") -> SafeString:
     return format_html(
         '<form method="post" action="{}" hx-post="{}" hx-target="{}" hx-swap="outerHTML"{}{}>{}'
         '{}<button class="btn{}">{}</button></form>',

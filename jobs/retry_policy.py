@@ -66,7 +66,7 @@ def _number(name: str, value, at_least: float) -> float:
 
 
 def _sequence(name: str, value) -> Sequence:
-    if isinstance(value, type) or isinstance(value, str):
+    if isinstance(value, (type, str)):
         return (value,)
     if not isinstance(value, Sequence):
         raise TypeError(f"{name} must be exception classes (a tuple), got {type(value).__name__}")
@@ -171,8 +171,9 @@ def describe(record: BackgroundTaskRecord) -> list[tuple[str, str]]:
     policy = record.retry_policy or {}
     lines = []
     if policy.get("backoff"):
-        lines.append(("Backoff", f"exponential: {policy['base']:g} s × {policy['factor']:g}^(n-1), "
-                                 f"at most {policy['max']:g} s, + up to {policy['jitter']:.0%} jitter"))
+        text = (f"exponential: {policy['base']:g} s × {policy['factor']:g}^(n-1), "
+                f"at most {policy['max']:g} s, + up to {policy['jitter']:.0%} jitter")
+        lines.append(("Backoff", text))
     elif record.retry_intervals:
         lines.append(("Intervals", ", ".join(f"{s} s" for s in record.retry_intervals)))
     for key, label in (("retry_on", "Retry on"), ("discard_on", "Discard on")):

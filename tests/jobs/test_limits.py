@@ -66,7 +66,7 @@ def test_a_second_push_of_a_limited_job_adds_nothing(redis_conn):
 
 
 def test_cancelling_a_waiting_job_takes_it_out_of_the_line(redis_conn):
-    first, waiting = (api.enqueue(demo.add, i, i, limit=("k", 1)) for i in range(2))
+    _holder, waiting = (api.enqueue(demo.add, i, i, limit=("k", 1)) for i in range(2))
     assert api.cancel(waiting) == "cancelled"
     assert registry(redis_conn, "k").get_rate_limited_job_count() == 0
     assert BackgroundTaskRecord.objects.get(pk=waiting.pk).status == Status.CANCELLED

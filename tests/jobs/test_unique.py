@@ -94,7 +94,7 @@ def test_twenty_concurrent_enqueues_make_one_row(redis_conn):
             barrier.wait()
             with transaction.atomic():
                 got.append(api.enqueue(demo.add, 1, 2, unique_key="race").pk)
-        except Exception as exc:  # reported below
+        except Exception as exc:  # noqa: BLE001 (any failure of a thread is reported below)
             errors.append(exc)
         finally:
             connections.close_all()  # each thread's own connection
