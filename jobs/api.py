@@ -203,31 +203,6 @@ def enqueue(func_or_path: Callable | str, *args, queue: str = "default", retries
     return record
 
 
-def save_unique(record: BackgroundTaskRecord) -> BackgroundTaskRecord:
-    """INSERT a record that has a unique_key, or return the active record that holds the key.
-
-    The partial unique index (record_unique_key_active) decides, so it holds across processes:
-    on PostgreSQL a second INSERT waits for the first one's transaction and fails once it
-    commits. The INSERT runs in a savepoint, so its IntegrityError never aborts the caller's
-    transaction. If the holder ended between the failed INSERT and the read, the key is free:
-    try again.
-    """
-    for _ in range(5):
-        try:
-            with transaction.atomic():
-                record.pushed_at = record.enqueued_at
-                insert_one(record)
-        except IntegrityError:
-            holder = BackgroundTaskRecord.objects.filter(
-                unique_key=record.unique_key, status__in=(Status.PENDING, Status.RUNNING)).first()
-            if holder is not None:
-                return holder
-            continue
-        _push_on_commit([record])
-        return record
-    raise ActionNotAllowed(f"unique key {record.unique_key!r} is taken and freed too fast to enqueue; try again")
-
-
 @dataclass(frozen=True)
 class Call:
     """One call for enqueue_many: Call(func, 1, 2, key="value")."""
@@ -483,3 +458,4 @@ def _set_paused(queue_name: str, paused: bool, user) -> None:
 # Worker controls live in jobs.control (this module was past 400 lines); they are part of the api.
 from .control import QUIET_WORKERS_KEY, quiet_worker, quiet_workers, stop_worker, unquiet_worker  # noqa: F401
 from .scheduled import reschedule, run_now  # noqa: F401 (scheduled jobs: run now, move)
+from .unique import save_unique  # noqa: F401 (unique jobs: their INSERT, in a savepoint)
