@@ -234,3 +234,11 @@ class Selection:
 class StaleSelection(ValueError):
     """A sealed selection whose filter no longer validates (e.g. its queue was removed from RQ_QUEUES)."""
 
+
+
+class NewTimeForm(forms.Form):
+    """A scheduled job's new time (jobs.actions `asks="at"`): the page's datetime-local, in the site's time
+    zone, or ISO 8601 with an offset. Whether it is in the future, jobs.scheduled decides."""
+
+    at = forms.DateTimeField(error_messages={"required": "Give the new time.",
+                                             "invalid": "The new time is not a date and time (YYYY-MM-DDTHH:MM)."})

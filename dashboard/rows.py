@@ -96,12 +96,21 @@ def status_badge(record: BackgroundTaskRecord, now: datetime) -> SafeString:
 
 
 def _action(url: str, target: str, hidden: SafeString, label: str, css: str,
-            confirm: str = "") -> SafeString:
+            confirm: str = "", asked: SafeString | str = "") -> SafeString:
     return format_html(
         '<form method="post" action="{}" hx-post="{}" hx-target="{}" hx-swap="outerHTML"{}{}>{}'
-        '<button class="btn{}">{}</button></form>',
+        '{}<button class="btn{}">{}</button></form>',
         url, url, target, format_html(' hx-confirm="{}"', confirm) if confirm else "", CONFIRM if confirm else "",
-        hidden, css, label)
+        hidden, asked, css, label)
+
+
+def _asked(action, record: BackgroundTaskRecord) -> SafeString:
+    """The input an action asks for (jobs.actions `asks`): a new time, in the site's time zone."""
+    if action.asks != "at":
+        return mark_safe("")
+    value = timezone.localtime(record.scheduled_for).strftime("%Y-%m-%dT%H:%M") if record.scheduled_for else ""
+    return format_html('<input type="datetime-local" name="at" value="{}" required aria-label="new time for job {}">',
+                       value, str(record.pk)[:8])
 
 
 def job_actions(record: BackgroundTaskRecord, rows: RowContext, where: str) -> SafeString:
@@ -110,19 +119,22 @@ def job_actions(record: BackgroundTaskRecord, rows: RowContext, where: str) -> S
     target = f"#job-{record.pk}" if where == "row" else "#job-live"
     forms = []
     for action in JOB_ACTIONS:
-        if action.verb not in rows.allowed or not action.applies(record) or (where == "row" and action.removes):
+        if action.verb not in rows.allowed or not action.applies(record) or (where == "row" and (action.removes or action.asks)):
             continue
         # After a delete the job page is gone: come back to the list.
         hidden = rows.csrf_input + _next_input(reverse("job_list")) if action.removes else rows.hidden_inputs
         question = action.question(f"{str(record.pk)[:8]} ({record.func_name})") if action.confirm else ""
         forms.append(_action(rows.job_url(f"job_{action.verb}", record.pk), target, hidden, action.label,
-                             action.style, question))
+                             action.style, question, _asked(action, record)))
     if not forms:
         return mark_safe("")
     return format_html('<div class="actions">{}</div>', mark_safe("".join(forms)))
 
 
 def _note(record: BackgroundTaskRecord) -> SafeString:
+    if getattr(record, "waiting_for", ""):  # set by the job list (jobs.stats.waiting_for)
+        return format_html('<span class="badge s-waiting" title="at most {} at once">waiting for a slot: {}</span>',
+                           record.limit_concurrency, record.waiting_for)
     if record.status == Status.RUNNING:
         if record.progress is not None:
             return format_html('<progress max="1" value="{}"></progress> {} {}', record.progress,

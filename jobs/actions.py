@@ -32,6 +32,7 @@ PERMISSIONS = [
     ("bulk_job", "Can act on many jobs at once"),
     ("control_worker", "Can quiet and stop workers"),
     ("control_cron", "Can pause, resume and run periodic entries"),
+    ("schedule_job", "Can run scheduled jobs now or move them to another time"),
 ]
 
 
@@ -45,6 +46,14 @@ def _cancellable(record: BackgroundTaskRecord) -> bool:
 
 def _deletable(record: BackgroundTaskRecord) -> bool:
     return record.is_final
+
+
+def _scheduled(record: BackgroundTaskRecord) -> bool:
+    """Pending with a future time: a delayed job or a retry waiting (jobs.scheduled acts on it)."""
+    from django.utils import timezone
+
+    return record.status == Status.PENDING and record.scheduled_for is not None and (
+        record.scheduled_for > timezone.now())
 
 
 @dataclass(frozen=True)
@@ -64,16 +73,18 @@ class Action:
     bulk: bool = False  # offered by the job list's bulk bar
     removes: bool = False  # the job is gone afterwards: offered on its page only, which then leaves
     message: str = "{kind} {name} {outcome}."  # after it worked; {outcome} is what the api function returned
+    asks: str = ""  # an input the action needs besides its target: "at" (a new time, jobs.scheduled.reschedule)
 
     def allowed(self, user) -> bool:
         """Whether `user` may do this (None is the system: the clock, a script)."""
         return user is None or permitted(user, self.permission)
 
-    def run(self, target, user=None):
-        """Call the jobs.api function, or jobs.periodic's for a cron entry (imported late: both read this table)."""
+    def run(self, target, user=None, **given):
+        """Call the jobs.api function, or jobs.periodic's for a cron entry (imported late: both read this table);
+        `given`: the input the action asks for."""
         from . import api, periodic
 
-        return getattr(periodic if self.target == "cron" else api, self.function)(target, user)
+        return getattr(periodic if self.target == "cron" else api, self.function)(target, user, **given)
 
     def question(self, name: str) -> str:
         return self.confirm.format(name=name)
@@ -94,6 +105,11 @@ ACTIONS: dict[str, Action] = {action.verb: action for action in (
            "Cancel job {name}?", applies=_cancellable, bulk=True),
     Action("delete", "jobs.delete_job", "delete", "delete", "job", "Delete", "deleted", " danger",
            "Delete job {name} and its history?", applies=_deletable, bulk=True, removes=True),
+    # Scheduled jobs (jobs.scheduled): delayed jobs and retries waiting for their backoff.
+    Action("run-now", "jobs.schedule_job", "run-now", "run_now", "job", "Run now", "queued to run now",
+           applies=_scheduled),
+    Action("reschedule", "jobs.schedule_job", "reschedule", "reschedule", "job", "Move to", "moved",
+           applies=_scheduled, asks="at"),
     Action("pause", "jobs.pause_queue", "pause", "pause_queue", "queue", "Pause", "paused", " warn",
            "Pause queue {name}? No worker takes a job from it after this click, including jobs enqueued "
            "later; a job already running finishes. Resume to let them run."),

@@ -21,12 +21,12 @@ from typing import Any
 
 from django.conf import settings
 from django.core.exceptions import PermissionDenied
-from django.db import transaction
+from django.db import IntegrityError, transaction
 from django.utils import timezone
 from rq.exceptions import InvalidJobOperation, NoSuchJobError
 from rq.job import Job, JobStatus
 
-from . import validation
+from . import limits, retry_policy, validation
 from .actions import ACTIONS
 from .conf import jobs_setting
 from .connection import REDIS_ERRORS, get_connection, is_configured
@@ -114,9 +114,11 @@ _JSON_NUL = re.compile(r"(?<!\\)(?:\\\\)*\\u0000")
 def build_record(func_or_path, args: Sequence = (), kwargs: dict | None = None, *, queue: str = "default",
                  retries: int = 0, retry_intervals=None, timeout: int | None = None,
                  delay=None, record_id: uuid.UUID | None = None,
-                 at_most_once: bool | None = None) -> BackgroundTaskRecord:
+                 at_most_once: bool | None = None, unique_key: str | None = None,
+                 policy: dict | None = None, limit: tuple[str, int] | None = None) -> BackgroundTaskRecord:
     """Validate one call and return its unsaved record. Raises TypeError/ValueError on bad input.
 
+    `limit`: (key, concurrency), see jobs.limits. `policy` is the record's retry_policy, from retry_policy.build (enqueue's backoff options).
     `record_id` gives the row (and RQ job) a chosen id instead of a random one: a caller that
     derives it from what the job is for (jobs.periodic: entry and time slot) gets at most one
     row per id, since a second save_and_push of it fails on the primary key.
@@ -126,9 +128,10 @@ def build_record(func_or_path, args: Sequence = (), kwargs: dict | None = None, 
     options = _options(queue, retries, retry_intervals, timeout, at_most_once)
     delay_s = validation.seconds("delay", delay)
     _check_json(args, kwargs)
+    limit_key, limit_concurrency = limits.check(limit)
     now = timezone.now()
-    return _new_record(func_path=func_path, args=list(args), kwargs=dict(kwargs), enqueued_at=now,
-                       scheduled_for=now + timedelta(seconds=delay_s) if delay_s else None, **options,
+    return _new_record(limit_key=limit_key, limit_concurrency=limit_concurrency, func_path=func_path, args=list(args), kwargs=dict(kwargs), enqueued_at=now,
+                       unique_key=validation.unique_key(unique_key), retry_policy=policy, scheduled_for=now + timedelta(seconds=delay_s) if delay_s else None, **options,
                        **({"id": record_id} if record_id is not None else {}))
 
 
@@ -173,16 +176,29 @@ def _field_defaults() -> list[tuple[Any, Any]]:
 def enqueue(func_or_path: Callable | str, *args, queue: str = "default", retries: int = 0,
             retry_intervals: int | Sequence[int] | None = None, timeout: int | None = None,
             delay: timedelta | int | float | None = None, at_most_once: bool | None = None,
+            unique_key: str | None = None, backoff: str | None = None, backoff_base: float | None = None,
+            backoff_factor: float | None = None, backoff_max: float | None = None,
+            backoff_jitter: float | None = None, retry_on: Sequence = (), discard_on: Sequence = (),
+            on_exhausted: str | Callable | None = None, limit: tuple[str, int] | None = None,
             **kwargs) -> BackgroundTaskRecord:
     """Record a job in the caller's transaction and push it to RQ once that commits.
 
     A rolled-back transaction leaves neither row nor job. Arguments must be JSON: the
     first one that is not raises TypeError before anything is written. `at_most_once`
     (default: JOBS_AT_MOST_ONCE) fails, instead of requeueing, a job whose worker shut
-    down or was lost.
+    down or was lost. `unique_key`: while a job with that key is pending or running, return
+    that job's record instead (no second row, no second RQ job); see save_unique. `backoff`,
+    `retry_on`, `discard_on` and `on_exhausted`: the retry policy (jobs.retry_policy). `limit`:
+    (key, n), at most n jobs with that key run at once (jobs.limits).
     """
+    policy = retry_policy.build(backoff, base=backoff_base, factor=backoff_factor, maximum=backoff_max,
+                                jitter=backoff_jitter, retry_on=retry_on, discard_on=discard_on,
+                                on_exhausted=on_exhausted)
     record = build_record(func_or_path, args, kwargs, queue=queue, retries=retries,
-                          retry_intervals=retry_intervals, timeout=timeout, delay=delay, at_most_once=at_most_once)
+                          retry_intervals=retry_intervals, timeout=timeout, delay=delay, at_most_once=at_most_once,
+                          unique_key=unique_key, policy=policy, limit=limit)
+    if record.unique_key is not None:
+        return save_unique(record)
     save_and_push([record])
     return record
 
@@ -301,12 +317,16 @@ def retry(record: BackgroundTaskRecord, user=None) -> BackgroundTaskRecord:
     if not is_configured(record.queue_name):
         raise QueueGone(f"queue {record.queue_name!r} is no longer configured, so the job cannot run again; "
                         "delete it, or enqueue it anew on a configured queue")
-    with transaction.atomic():
-        if not record.mark_requeued():
-            record.refresh_from_db(fields=["status"])
-            raise ActionNotAllowed(f"only failed or cancelled jobs can be retried; this one is {record.status}")
-        audit(user, ACTIONS["retry"].audit, record)
-        transaction.on_commit(functools.partial(_replace_and_push, record))
+    try:
+        with transaction.atomic():
+            if not record.mark_requeued():
+                record.refresh_from_db(fields=["status"])
+                raise ActionNotAllowed(f"only failed or cancelled jobs can be retried; this one is {record.status}")
+            audit(user, ACTIONS["retry"].audit, record)
+            transaction.on_commit(functools.partial(_replace_and_push, record))
+    except IntegrityError:  # record_unique_key_active: another job holds the key now
+        raise ActionNotAllowed(f"another pending or running job holds unique key {record.unique_key!r}; "
+                               "it can be retried once that one has ended") from None
     return record
 
 
@@ -437,3 +457,5 @@ def _set_paused(queue_name: str, paused: bool, user) -> None:
 
 # Worker controls live in jobs.control (this module was past 400 lines); they are part of the api.
 from .control import QUIET_WORKERS_KEY, quiet_worker, quiet_workers, stop_worker, unquiet_worker  # noqa: F401
+from .scheduled import reschedule, run_now  # noqa: F401 (scheduled jobs: run now, move)
+from .unique import save_unique  # unique jobs: their INSERT, in a savepoint (enqueue calls it)

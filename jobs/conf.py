@@ -47,6 +47,12 @@ DEFAULTS: dict[str, Any] = {
     "JOBS_DB_STATEMENT_TIMEOUT_MS": 30000,
     # A row write waiting on the database longer than this is logged, and the overview warns.
     "JOBS_WRITER_STALL_SECONDS": 10,
+    # backoff="exponential" (jobs.retry_policy): the n-th retry waits min(base × factor^(n-1), max)
+    # seconds plus up to jitter × that; enqueue's backoff_base/_factor/_max/_jitter override each.
+    "JOBS_BACKOFF_BASE_SECONDS": 2,
+    "JOBS_BACKOFF_FACTOR": 2,
+    "JOBS_BACKOFF_MAX_SECONDS": 3600,
+    "JOBS_BACKOFF_JITTER": 0.1,
 }
 
 

@@ -7,6 +7,7 @@ record pushed twice (a retry of the push, the reconciler) is queued once.
 from __future__ import annotations
 
 import itertools
+import json
 import logging
 import zlib
 from collections.abc import Callable, Sequence
@@ -20,10 +21,12 @@ from rq.job import Job
 from rq.utils import now as rq_now
 from rq.utils import utcformat
 
+from . import limits
 from .conf import jobs_setting
 from .connection import REDIS_ERRORS, get_queue
 from .models import BackgroundTaskRecord
 from .models.transitions import apply_to
+from .retry_policy import META_KEY
 
 logger = logging.getLogger(__name__)
 
@@ -85,6 +88,8 @@ def _write_chunk(queue, records: Sequence[BackgroundTaskRecord]) -> None:
                 queue.schedule_job(rq_job(record, queue), record.scheduled_for, unique=True)
             except DuplicateJobError:
                 pass  # pushed before: the job already exists under this id
+        elif record.limit_key:  # RQ's rate-limited enqueue (jobs.limits): waits for a slot
+            limits.push_limited(queue, rq_job(record, queue))
         else:
             due.append(record)
     stamp = utcformat(rq_now())
@@ -105,10 +110,13 @@ def rq_job(record: BackgroundTaskRecord, queue) -> Job:
     retry = None
     if record.max_retries:
         retry = Retry(max=record.max_retries, interval=record.retry_intervals or 0)
+    meta = None
+    if record.retry_policy:  # read by the worker's failure path (jobs.retry_policy.prepare_failure)
+        meta = {META_KEY: {**record.retry_policy, "retries": record.max_retries}}
     return queue.create_job(
         record.func_path, args=record.args, kwargs=record.kwargs, job_id=str(record.pk),
         timeout=record.timeout, result_ttl=jobs_setting("JOBS_RESULT_TTL"), retry=retry,
-        description=record.func_path,
+        description=record.func_path, meta=meta, rate_limit=limits.rate_limit(record),
     )
 
 
@@ -154,7 +162,7 @@ def _enqueue_script(connection):
 
 def _shape(record: BackgroundTaskRecord, queue, result_ttl: int) -> tuple:
     return (record.func_path, queue.name, queue.serializer, record.max_retries, tuple(record.retry_intervals),
-            record.timeout, result_ttl)
+            record.timeout, result_ttl, json.dumps(record.retry_policy, sort_keys=True) if record.retry_policy else "")
 
 
 def _job_template(record: BackgroundTaskRecord, queue, result_ttl: int) -> tuple[list, Callable]:

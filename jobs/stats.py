@@ -18,6 +18,7 @@ from rq import Worker, worker_registration
 from rq.executions import WORKER_EXECUTIONS_KEY_TEMPLATE, Execution
 from rq.utils import as_text, decode_redis_hash, utcparse
 
+from . import limits as _limits
 from .conf import jobs_setting
 from .connection import REDIS_ERRORS, get_connection, queue_names
 from .models import BackgroundTaskRecord, QueueSample, Status
@@ -330,3 +331,15 @@ def _distinct_connections():
         if url not in seen:
             seen[url] = get_connection(name)
     return list(seen.values())
+
+
+# --- concurrency limits (jobs.limits) ------------------------------------------------------
+
+def limits() -> list[_limits.LimitInfo]:
+    """Each limit key with the jobs running, queued and waiting under it (the queues page's Limits)."""
+    return _limits.limits()
+
+
+def waiting_for(records) -> dict[str, str]:
+    """{record id: limit key} for those of `records` waiting for a slot of their limit."""
+    return _limits.waiting_for(records)

@@ -84,6 +84,17 @@ def keyword_names(kwargs: Mapping) -> None:
                              "which cannot be stored")
 
 
+def unique_key(value) -> str | None:
+    """A unique job's key: None, or text of 1 to 255 characters without NUL."""
+    if value is None:
+        return None
+    if not isinstance(value, str):
+        raise TypeError(f"unique_key must be text, got {type_name(value)} {safe_repr(value, 100)}")
+    if not 1 <= len(value) <= 255 or "\x00" in value:
+        raise _bad("unique_key", value, "text of 1 to 255 characters, without NUL")
+    return value
+
+
 def queue_name(value) -> str:
     """The queue option must be a name (a string); whether it is configured is checked by the caller."""
     if not isinstance(value, str):

@@ -32,6 +32,7 @@ from .conf import jobs_setting
 from .connection import REDIS_ERRORS
 from .models import BackgroundTaskRecord, intents
 from .outcomes import outcome_intent
+from .retry_policy import prepare_failure, with_hook
 from .values import (  # noqa: F401 (capped_result, parse_exc_string, storable_text: re-exported)
     capped_result,
     failure_text,
@@ -255,6 +256,11 @@ class TrackingMixin:
         # A lone surrogate in an error message would make RQ's own write to Redis raise
         # and take the work horse down with it; 5 MB of message would go to Redis as well.
         exc_string = failure_text(exc_string or "")
+        exc_type, self._exc_type = getattr(self, "_exc_type", None), None
+        try:  # the job's retry policy (jobs.retry_policy): backoff, retry_on/discard_on
+            exc_string = prepare_failure(job, exc_type, exc_string)
+        except Exception:
+            logger.exception("could not apply the retry policy of job %s; RQ's own retry applies", job.id)
         retry_in = 0
         try:
             if job.retries_left:
@@ -267,6 +273,10 @@ class TrackingMixin:
         super().handle_job_failure(job, queue, started_job_registry=started_job_registry,
                                    exc_string=exc_string, execution=execution)
         self._note_failure(job, exc_string, retry_in)
+
+    def handle_exception(self, job: Job, *exc_info):
+        self._exc_type = exc_info[0]  # for handle_job_failure, which RQ calls next with the text only
+        return super().handle_exception(job, *exc_info)
 
     def _requeue_interrupted(self, job: Job, queue, execution) -> None:
         """A job its worker's shutdown stopped goes back to the front of its queue (at-least-once)
@@ -290,6 +300,7 @@ class TrackingMixin:
             intent = outcome_intent(job.id, self._execution_id, status, timeout=job.timeout,
                                     started_at=job.started_at, finished_at=job.ended_at or timezone.now(),
                                     result=result, exc_string=exc_string, retry_at=retry_at)
+            intent = with_hook(intent, job)  # a final failure runs the job's on-exhausted hook
         except Exception:  # never raise into RQ: the reconciler repairs the row
             logger.exception("could not record outcome of job %s; the reconciler will repair the row", job.id)
             return

@@ -11,12 +11,12 @@ from django.utils import timezone
 from django.views.decorators.vary import vary_on_headers
 from django_htmx.http import HttpResponseClientRedirect
 
-from jobs import api, bulk
+from jobs import api, bulk, retry_policy, stats
 from jobs.actions import ACTIONS
 from jobs.models import BackgroundTaskRecord
 
 from ..access import action_required, viewer_required
-from ..forms import BulkForm, JobFilterForm, Selection, StaleSelection
+from ..forms import BulkForm, JobFilterForm, NewTimeForm, Selection, StaleSelection
 from ..paging import BadCursor, keyset
 from ..timeline import timeline
 from .base import acted, render_fragment, render_page, safe_next
@@ -33,6 +33,7 @@ def job_list(request):
             # The table shows none of the large columns; a failed page would otherwise fetch 50 tracebacks.
             records = form.filter(BackgroundTaskRecord.objects.defer("traceback", "result", "kwargs"))
             context["page"] = keyset(records, request.GET.get("cursor"), settings.DASHBOARD_PAGE_SIZE, "enqueued_at")
+            _mark_waiting(context["page"].rows)
             context["filter_query"] = form.query_string()
         except BadCursor as exc:
             context["error"], status = str(exc), 400
@@ -40,6 +41,13 @@ def job_list(request):
         context["error"], status = "Some filters are not valid: " + form.errors.as_text(), 400
     return render_page(request, "dashboard/job_list.html", context, ("job-table",), status=status,
                        live=status == 200 and not _settled(form, context["page"]))
+
+
+def _mark_waiting(records) -> None:
+    """Note on each row that waits for a slot of its concurrency limit which key it waits for."""
+    waiting = stats.waiting_for(records)
+    for record in records:
+        record.waiting_for = waiting.get(str(record.pk), "")
 
 
 def _settled(form, page) -> bool:
@@ -50,7 +58,9 @@ def _settled(form, page) -> bool:
 
 def _detail_context(record: BackgroundTaskRecord) -> dict:
     attempts = list(record.attempt_set.order_by("number"))
-    return {"record": record, "attempts": attempts, "events": timeline(record, attempts)}
+    _mark_waiting([record])
+    return {"record": record, "attempts": attempts, "events": timeline(record, attempts),
+            "policy": retry_policy.describe(record)}
 
 
 @viewer_required
@@ -70,13 +80,37 @@ def job_action(request, pk, action):
         return render(request, "dashboard/job_confirm.html",
                       {"record": record, "action": action, "next": next_url, "now": timezone.now()})
     try:
-        outcome = action.run(record, request.user)
+        outcome = action.run(record, request.user, **_asked(request, action))
         text, ok = action.said(record.pk, outcome, next_attempt=record.attempts + 1), True
+    except (ValueError, TypeError) as exc:  # the input an action asks for (a new time) is not valid
+        return _refused(request, record, str(exc), 400)
     except api.ActionNotAllowed as exc:
+        if action.asks or action.verb == "run-now":  # scheduled jobs: say it with a 409, not a redirect
+            return _refused(request, record, str(exc), 409)
         text, ok = str(exc), False
     if request.htmx and action.removes and ok and request.htmx.target == "job-live":
         return acted(request, text, next_url=next_url, fragment=HttpResponseClientRedirect(reverse("job_list")))
     return acted(request, text, ok=ok, next_url=next_url, fragment=_job_fragment(request, pk))
+
+
+def _asked(request, action) -> dict:
+    """The input `action` asks for (jobs.actions `asks`), checked; ValueError saying what is wrong."""
+    if action.asks != "at":
+        return {}
+    form = NewTimeForm(request.POST)
+    if not form.is_valid():
+        raise ValueError(form.errors["at"][0])
+    return {"at": form.cleaned_data["at"]}
+
+
+def _refused(request, record: BackgroundTaskRecord, text: str, status: int) -> HttpResponse:
+    """A refused action with a 4xx: the job's page (or its live region) with the reason."""
+    if request.htmx:
+        response = acted(request, text, ok=False, next_url="", fragment=_job_fragment(request, record.pk))
+        response.status_code = status
+        return response
+    return render_page(request, "dashboard/job_detail.html", {**_detail_context(record), "refused": text},
+                       ("job-live",), status=status)
 
 
 def _job_fragment(request, pk) -> HttpResponse:

@@ -11,6 +11,7 @@ from django.urls import reverse
 from django.utils import timezone
 from django.views.decorators.vary import vary_on_headers
 
+from jobs import stats
 from jobs.actions import ACTIONS
 from jobs.models import QueueSample
 
@@ -64,7 +65,7 @@ def queue_list(request):
     if "queue-table" in wanted:
         queues, context["redis_error"] = read_queues(now)
         count_workers(queues, read_workers()[0])
-        context["queues"] = queues
+        context["queues"], context["limits"] = queues, stats.limits()
     if "queue-charts" in wanted:
         context["charts"] = queue_charts(window, now)
     return render_page(request, "dashboard/queue_list.html", context, QUEUE_REGIONS, status=status)

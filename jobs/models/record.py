@@ -70,6 +70,16 @@ class BackgroundTaskRecord(models.Model):
 
     periodic_entry = models.CharField(max_length=100, null=True, blank=True,
                                       help_text="The periodic entry (JOBS_PERIODIC or @periodic) this run belongs to.")
+    unique_key = models.CharField(
+        max_length=255, null=True, blank=True,
+        help_text="At most one pending or running job holds this key (enqueue(unique_key=...)).")
+    limit_key = models.CharField(
+        max_length=100, null=True, blank=True,
+        help_text="Concurrency limit (enqueue(limit=(key, n))): at most limit_concurrency jobs with this key at once.")
+    limit_concurrency = models.PositiveIntegerField(null=True, blank=True)
+    retry_policy = models.JSONField(
+        null=True, blank=True,
+        help_text="Backoff, exception filters and on-exhausted hook (jobs.retry_policy); empty: retry_intervals.")
 
     objects = RecordQuerySet.as_manager()
 
@@ -92,6 +102,11 @@ class BackgroundTaskRecord(models.Model):
             # The Crons page: each entry's recent runs, and the overlap check of the clock.
             models.Index(fields=["periodic_entry", "-enqueued_at"], name="record_periodic_newest",
                          condition=Q(periodic_entry__isnull=False)),
+        ]
+        constraints = [
+            # Unique jobs: one active job per key; the key is free again once the job has ended.
+            models.UniqueConstraint(fields=["unique_key"], name="record_unique_key_active",
+                                    condition=Q(status__in=["pending", "running"], unique_key__isnull=False)),
         ]
         # operate: every operator action (jobs.actions), as before; the others one action each.
         permissions = [("operate_backgroundtaskrecord", "Can do every operator action"), *PERMISSIONS]
