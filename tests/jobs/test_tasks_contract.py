@@ -8,7 +8,10 @@ import uuid
 from datetime import datetime
 
 import pytest
-from asgiref.sync import async_to_sync
+from concurrent.futures import ThreadPoolExecutor
+
+from asgiref.sync import async_to_sync as asgiref_async_to_sync
+from django.db import connections
 from django.core.checks import Error
 from django.test import override_settings
 from django_tasks import TaskResultStatus, default_task_backend, task, task_backends
@@ -20,6 +23,21 @@ from jobs.worker import SimpleWorker
 from tests.conftest import wait_for
 
 pytestmark = pytest.mark.django_db(transaction=True)
+
+
+def async_to_sync(func):
+    """asgiref's async_to_sync on a thread of its own: the session's Playwright (tests/browser)
+    keeps an event loop running on the test thread, where asgiref refuses to start another."""
+    def run(*args, **kwargs):
+        try:
+            return asgiref_async_to_sync(func)(*args, **kwargs)
+        finally:
+            connections.close_all()  # that thread's own, before it ends
+
+    def call(*args, **kwargs):
+        with ThreadPoolExecutor(1) as pool:
+            return pool.submit(run, *args, **kwargs).result()
+    return call
 
 
 @task
