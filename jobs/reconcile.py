@@ -35,6 +35,7 @@ from . import api
 from .conf import jobs_setting
 from .connection import get_connection, get_queue, is_configured, log_unknown_queue_once
 from .models import BackgroundTaskRecord, Status, intents
+from .adopt import push_again
 from .outcomes import apply_status
 
 logger = logging.getLogger(__name__)
@@ -86,7 +87,7 @@ def reconcile_records(*, dry_run: bool = False) -> Report:
               .filter(Q(status=Status.RUNNING) | Q(status=Status.PENDING, enqueued_at__lt=now - grace))
               .only("id", "status", "queue_name", "pushed_at", "scheduled_for", "started_at", "worker_name",
                     "attempts", "interruptions", "at_most_once", "max_retries", "timeout", "cancel_requested_at", "execution_id", "func_path", "args",
-                    "kwargs", "retry_intervals", "enqueued_at")
+                    "kwargs", "retry_intervals", "enqueued_at", "rq_id", "args_preview")
               .order_by("enqueued_at"))
     batch: list[BackgroundTaskRecord] = []
     for record in active.iterator(chunk_size=CHUNK):
@@ -119,7 +120,7 @@ def _reconcile_queue_group(queue_name: str, records: list[BackgroundTaskRecord],
     connection = get_connection(queue_name)
     with connection.pipeline(transaction=False) as pipe:
         for record in records:
-            pipe.hmget(Job.key_for(str(record.pk)), "status", "last_heartbeat", "worker_name", "enqueued_at")
+            pipe.hmget(Job.key_for(record.rq_job_id), "status", "last_heartbeat", "worker_name", "enqueued_at")
         states = pipe.execute()
     lost_after = timedelta(seconds=jobs_setting("JOBS_WORKER_LOST_AFTER_SECONDS"))
     context = _Context(connection, queue_name, now, lost_after)
@@ -179,8 +180,8 @@ def _reconcile_record(record: BackgroundTaskRecord, state: list, context: _Conte
         elif status == JobStatus.QUEUED and record.pushed_at and record.pushed_at < now - lost_after:
             if not context.looked_up:
                 context.queued_ids, context.looked_up = _ids_in_queue_lists(queue_name), True
-            if context.queued_ids is not None and str(record.pk) not in context.queued_ids:
-                context.unlisted[str(record.pk)] = (record, enqueued_at)
+            if context.queued_ids is not None and record.rq_job_id not in context.queued_ids:
+                context.unlisted[record.rq_job_id] = (record, enqueued_at)
         elif status == JobStatus.STARTED or status in TERMINAL:
             _sync(record, status, report, worker_name)
         elif record.pushed_at is None:
@@ -242,7 +243,7 @@ def _starting(connection, record: BackgroundTaskRecord, beat_after: datetime) ->
     """The worker has recorded the start (after its fork) but the work horse has not yet marked
     the job started: Redis still says queued, yet no retry is due. The row's execution is still
     open in the job's ExecutionRegistry and its worker beats."""
-    key = ExecutionRegistry(str(record.pk), connection).key
+    key = ExecutionRegistry(record.rq_job_id, connection).key
     return (bool(record.execution_id) and connection.zscore(key, record.execution_id) is not None
             and _worker_alive(connection, record.worker_name, beat_after))
 
@@ -250,7 +251,7 @@ def _starting(connection, record: BackgroundTaskRecord, beat_after: datetime) ->
 def _worker_runs(connection, record: BackgroundTaskRecord) -> bool:
     """Whether the row's worker still lists the row's execution as one of its own."""
     key = WORKER_EXECUTIONS_KEY_TEMPLATE.format(record.worker_name)
-    return bool(record.execution_id) and bool(connection.sismember(key, f"{record.pk}:{record.execution_id}"))
+    return bool(record.execution_id) and bool(connection.sismember(key, f"{record.rq_job_id}:{record.execution_id}"))
 
 
 def _worker_alive(connection, worker_name: str, beat_after: datetime) -> bool:
@@ -261,19 +262,23 @@ def _worker_alive(connection, worker_name: str, beat_after: datetime) -> bool:
 
 
 def _repush(record: BackgroundTaskRecord, report: Report, why: str, replace: bool = False) -> None:
+    if record.args_preview:
+        report.errors.append(f"{record.pk}: {why}, and its arguments were not JSON (only a preview is stored): "
+                             "not pushed again; cancel it, or enqueue it anew")
+        return
     report.note(report.pushed, record.pk, f"pending: {why}; pushed again")
     if report.dry_run:
         return
     if replace:
         api._delete_rq_job(record)
-    if not api.push(record):
+    if not push_again(record):
         report.errors.append(f"{record.pk}: push failed, Redis unreachable")
 
 
 def _sync(record: BackgroundTaskRecord, status: JobStatus, report: Report, worker_name) -> None:
     """Copy an outcome Redis holds onto a row whose hook never landed: a write like any other,
     naming its attempt, so a worker's own write (before or after) wins the fields it owns."""
-    rq_job = Job.fetch(str(record.pk), connection=get_connection(record.queue_name))
+    rq_job = Job.fetch(record.rq_job_id, connection=get_connection(record.queue_name))
     result = rq_job.latest_result()
     report.note(report.synced, record.pk, f"{record.status} in the database, {status.value} in Redis")
     if report.dry_run:
@@ -324,10 +329,10 @@ def _settle_lost(record: BackgroundTaskRecord, report: Report, heartbeat_at: dat
             api._delete_rq_job(record)
         if lose.applied == "lose":
             record.refresh_from_db()
-            api.push(record)
+            push_again(record)
         return
     if not vanished and _expire_in_started_registry(record):
-        status = Job.fetch(str(record.pk), connection=get_connection(record.queue_name)).get_status()
+        status = Job.fetch(record.rq_job_id, connection=get_connection(record.queue_name)).get_status()
         if status in (JobStatus.QUEUED, JobStatus.SCHEDULED):
             record.mark_retrying(error_type="WorkerLost", error_message=message, execution_id=execution_id)
             return
@@ -338,7 +343,7 @@ def _settle_lost(record: BackgroundTaskRecord, report: Report, heartbeat_at: dat
         if record.mark_retrying(error_type="WorkerLost", error_message=message, execution_id=execution_id):
             record.transition("unpush")
             api._delete_rq_job(record)
-            api.push(record)
+            push_again(record)
     else:
         record.mark_failed(error_type="WorkerLost", error_message=message, execution_id=execution_id)
 
@@ -348,7 +353,7 @@ def _expire_in_started_registry(record: BackgroundTaskRecord) -> bool:
     which retries the job if it has retries left and fails it otherwise."""
     queue = get_queue(record.queue_name)
     registry = StartedJobRegistry(queue.name, connection=queue.connection)
-    prefix = f"{record.pk}:".encode()
+    prefix = f"{record.rq_job_id}:".encode()
     members = [m for m in queue.connection.zrange(registry.key, 0, -1) if m.startswith(prefix)]
     if not members:
         return False

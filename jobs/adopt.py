@@ -1,0 +1,145 @@
+"""Rows for jobs that reached Redis through RQ itself, not through jobs.api ("adopted" jobs).
+
+A jobdeck row's id is a UUID; RQ accepts any string as a job id. The mapping, one way and
+stable on every host: an RQ id that is a UUID in its canonical form (RQ's own default,
+jobs.api's ids) is the row's id; any other (`job_id="my-job-1"`) maps to uuid5 of it in
+RQ_ID_NAMESPACE, and the row keeps the original in `rq_id` (indexed: the search finds it).
+
+Three paths write these rows, each at most once (an INSERT that ignores a row already there):
+jobs.rq_classes.Queue when RQ enqueues, the worker's start write when it meets a job without
+a row (intents.Start.adopt), and the reconciler's sweep of RQ's registries.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import uuid
+from collections.abc import Callable
+from datetime import datetime
+
+from django.utils import timezone
+from rq.exceptions import NoSuchJobError
+from rq.job import Job
+
+from .models import BackgroundTaskRecord, JobDependency
+from .values import capped_result, safe_str, storable_text, type_name
+
+logger = logging.getLogger(__name__)
+# Fixed for ever: changing it would give every custom-id job a new row id.
+RQ_ID_NAMESPACE = uuid.UUID("7f3c1a52-2d4e-5b8a-9c61-0a4f6e2b8d13")
+FUNC_PATH_MAX = 255
+
+
+def record_id_for(rq_id: str) -> uuid.UUID:
+    """The row id of the RQ job `rq_id`: itself when it is a canonical UUID, else uuid5 of it."""
+    try:
+        value = uuid.UUID(rq_id)
+    except (ValueError, TypeError, AttributeError):
+        return uuid.uuid5(RQ_ID_NAMESPACE, str(rq_id))
+    return value if str(value) == rq_id else uuid.uuid5(RQ_ID_NAMESPACE, rq_id)
+
+
+def stored_rq_id(rq_id: str) -> str | None:
+    """What the row's `rq_id` holds: None when the RQ id is the row's id itself."""
+    return None if str(record_id_for(rq_id)) == rq_id else rq_id
+
+
+def _arguments(job: Job) -> tuple[list, dict, bool]:
+    """The job's arguments as stored JSON, or per-argument previews (and True) when they are not JSON."""
+    try:
+        args, kwargs = list(job.args), dict(job.kwargs)
+    except Exception as exc:  # noqa: BLE001 (data that cannot be unpickled here: a class this process lacks)
+        return [{"repr": f"<the arguments could not be read: {type_name(exc)}: {safe_str(exc, 500)}>",
+                 "note": "not readable"}], {}, True
+    try:
+        text = json.dumps([args, kwargs], allow_nan=False)
+    except Exception:  # noqa: BLE001 (not JSON: a datetime, an object, NaN, recursion)
+        text = None
+    if text is not None and "\\u0000" not in text and storable_text(text) == text:
+        return args, kwargs, False
+    return ([capped_result(a) for a in args],
+            {safe_str(k, 255): capped_result(v) for k, v in kwargs.items()}, True)
+
+
+def row_values(job: Job) -> dict:
+    """The row an RQ job gets: what RQ knows of it (function, arguments, queue, times, retries)."""
+    args, kwargs, preview = _arguments(job)
+    try:
+        func_path = job.func_name or ""
+    except Exception:  # noqa: BLE001
+        func_path = "<unreadable>"
+    enqueued_at = job.enqueued_at or job.created_at or timezone.now()
+    if timezone.is_naive(enqueued_at):
+        enqueued_at = timezone.make_aware(enqueued_at, timezone.utc)
+    return {
+        "func_path": safe_str(func_path, FUNC_PATH_MAX), "args": args, "kwargs": kwargs, "args_preview": preview,
+        "queue_name": safe_str(job.origin or "default", 64), "enqueued_at": enqueued_at, "pushed_at": enqueued_at,
+        "timeout": job.timeout if isinstance(job.timeout, int) else None,
+        "max_retries": max(int(job.retries_left or 0), 0), "retry_intervals": list(job.retry_intervals or []),
+        "rq_id": stored_rq_id(job.id), "group_id": job.group_id or None,
+    }
+
+
+def record_job(job: Job, *, scheduled_for: datetime | None = None) -> bool:
+    """Write the row of an RQ job (and its dependencies) unless it has one; True if written now."""
+    record_id = record_id_for(job.id)
+    if BackgroundTaskRecord.objects.filter(pk=record_id).exists():
+        return False
+    values = row_values(job)
+    if scheduled_for is not None:
+        values["scheduled_for"] = scheduled_for if timezone.is_aware(scheduled_for) else timezone.make_aware(
+            scheduled_for, timezone.utc)
+    # Another path may write it meanwhile (the worker, the sweep): the INSERT then does nothing.
+    BackgroundTaskRecord.objects.bulk_create([BackgroundTaskRecord(pk=record_id, **values)], ignore_conflicts=True)
+    parents = list(job._dependency_ids or [])
+    if parents:
+        JobDependency.objects.bulk_create([JobDependency(record_id=record_id, parent_rq_id=safe_str(p, 255))
+                                           for p in parents], ignore_conflicts=True)
+    return True
+
+
+def adopter(job: Job) -> Callable[[], bool]:
+    """What the worker's start write calls when the job has no row: write it from RQ's data, once."""
+    def adopt() -> bool:
+        if not record_job(job):
+            return False
+        logger.info("job %s had no row: adopted from RQ's data", job.id)
+        return True
+    return adopt
+
+
+def push_again(record: BackgroundTaskRecord) -> bool:
+    """Push a record's job again from its row; a job RQ knew by a custom id comes back under the
+    row's id (its `rq_id` is cleared). False if Redis is unreachable or only a preview of its
+    arguments is stored (those are never run: see requeue_payload)."""
+    from .push import push
+
+    if record.args_preview:
+        logger.warning("job %s: its arguments are only a preview; not pushed again from the row", record.pk)
+        return False
+    if record.rq_id:
+        BackgroundTaskRecord.objects.filter(pk=record.pk).update(rq_id=None)
+        record.rq_id = None
+    return push(record)
+
+
+def rq_payload(record: BackgroundTaskRecord) -> Job | None:
+    """RQ's own copy of the record's job (its pickled call), while Redis still holds it."""
+    from .connection import get_connection
+
+    try:
+        return Job.fetch(record.rq_job_id, connection=get_connection(record.queue_name))
+    except NoSuchJobError:
+        return None
+
+
+def requeue_payload(record: BackgroundTaskRecord, job: Job) -> None:
+    """Run RQ's own payload of the job again (an operator's retry of a job whose arguments are only
+    a preview here): out of its failed or cancelled registry, back onto its queue."""
+    from .connection import get_queue
+
+    queue = get_queue(record.queue_name)
+    for registry in (queue.failed_job_registry, queue.canceled_job_registry):
+        registry.remove(job)
+    queue.enqueue_job(job)

@@ -1,0 +1,122 @@
+"""Every job that reaches Redis through RQ gets a row: recorded at enqueue, adopted by the
+worker that starts it, or found by the reconciler's sweep (jobs.adopt)."""
+
+import datetime as dt
+import logging
+import uuid
+
+import pytest
+from rq import Queue
+from rq.job import Job
+
+from django.utils import timezone
+
+from jobs import api, demo
+from jobs.adopt import RQ_ID_NAMESPACE, record_id_for, record_job
+from jobs.models import BackgroundTaskRecord, Status
+from jobs.reconcile import reconcile_records
+from jobs.worker import SimpleWorker, Worker
+
+pytestmark = pytest.mark.django_db(transaction=True)
+
+
+def plain_queue(redis_conn, name: str = "default") -> Queue:
+    """RQ's own Queue class: nothing records at enqueue, as in a project that never set QUEUE_CLASS."""
+    return Queue(name, connection=redis_conn)
+
+
+def row_of(rq_id: str) -> BackgroundTaskRecord:
+    return BackgroundTaskRecord.objects.get(pk=record_id_for(rq_id))
+
+
+def test_record_id_keeps_a_canonical_uuid_and_maps_any_other_id_to_uuid5():
+    canonical = str(uuid.uuid4())
+    assert record_id_for(canonical) == uuid.UUID(canonical)
+    assert record_id_for("my-job-1") == uuid.uuid5(RQ_ID_NAMESPACE, "my-job-1")
+    # A UUID written another way is another RQ id, so another row.
+    assert record_id_for(canonical.upper()) == uuid.uuid5(RQ_ID_NAMESPACE, canonical.upper())
+    assert record_id_for(canonical.replace("-", "")) != uuid.UUID(canonical)
+
+
+@pytest.mark.parametrize("worker_class", [Worker, SimpleWorker])
+def test_the_worker_adopts_a_job_enqueued_with_rq_alone(drain, redis_conn, worker_class):
+    job = plain_queue(redis_conn).enqueue(demo.add, 2, 3)
+    assert not BackgroundTaskRecord.objects.exists()
+    drain("default", worker_class=worker_class)
+    record = row_of(job.id)
+    assert record.pk == uuid.UUID(job.id) and record.rq_id is None
+    assert (record.status, record.result, record.attempts) == (Status.COMPLETED, 5, 1)
+    assert (record.func_path, record.args, record.kwargs, record.queue_name) == ("jobs.demo.add", [2, 3], {},
+                                                                                 "default")
+    assert record.attempt_set.get().outcome == "completed"
+
+
+def test_a_custom_id_gets_a_row_under_its_uuid5_and_no_error_is_logged(drain, redis_conn, caplog):
+    plain_queue(redis_conn).enqueue(demo.add, 1, 1, job_id="my-job-1")
+    with caplog.at_level(logging.INFO):
+        drain("default")
+    record = row_of("my-job-1")
+    assert record.rq_id == "my-job-1" and record.rq_job_id == "my-job-1"
+    assert (record.status, record.result) == (Status.COMPLETED, 2)
+    assert not [r for r in caplog.records if r.levelno >= logging.ERROR]
+    assert list(BackgroundTaskRecord.objects.search("my-job-1")) == [record]
+
+
+def test_a_failing_custom_id_job_is_adopted_as_failed(drain, redis_conn):
+    plain_queue(redis_conn).enqueue(demo.fail, "nope", job_id="nightly_report_7")
+    drain("default")
+    record = row_of("nightly_report_7")
+    assert record.status == Status.FAILED and "nope" in record.error_message
+
+
+def test_arguments_that_are_not_json_are_stored_as_a_marked_preview(drain, redis_conn):
+    when = dt.datetime(2026, 1, 2, 3, 4, 5)
+    job = plain_queue(redis_conn).enqueue(demo.echo, when, 7, label={1, 2})
+    drain("default")
+    record = row_of(job.id)
+    assert record.status == Status.COMPLETED and record.args_preview
+    assert record.args[1] == 7 and record.args[0]["note"] == "not JSON-serializable"
+    assert "2026" in record.args[0]["repr"] and record.kwargs["label"]["note"] == "not JSON-serializable"
+
+
+def test_a_job_is_recorded_once_whichever_path_comes_first(drain, redis_conn):
+    job = plain_queue(redis_conn).enqueue(demo.add, 2, 2, job_id="again")
+    assert record_job(job) is True
+    assert record_job(job) is False  # the second path finds the row: nothing written
+    drain("default")
+    record = row_of("again")
+    assert BackgroundTaskRecord.objects.count() == 1
+    assert (record.status, record.attempts, record.attempt_set.count()) == (Status.COMPLETED, 1, 1)
+
+
+def test_a_retry_of_a_job_with_preview_arguments_runs_rqs_own_payload(drain, redis_conn):
+    job = plain_queue(redis_conn).enqueue(demo.fail_until, dt.date(2026, 1, 1), 1, job_id="dated_1")
+    drain("default")
+    record = row_of("dated_1")
+    assert record.status == Status.FAILED and record.args_preview
+    api.retry(record)
+    drain("default")
+    record.refresh_from_db()
+    # RQ's pickled call ran again (the same date object), not the stored preview.
+    assert record.attempts == 2 and record.attempt_set.get(number=2).error_type == "TypeError"
+    assert "date" in record.attempt_set.get(number=2).error_message
+
+
+def test_a_retry_refuses_clearly_once_redis_no_longer_holds_the_arguments(drain, redis_conn):
+    job = plain_queue(redis_conn).enqueue(demo.fail, {1, 2}, job_id="set_arg")
+    drain("default")
+    job.delete()
+    record = row_of("set_arg")
+    with pytest.raises(api.ArgumentsNotStored, match="not JSON"):
+        api.retry(record)
+    record.refresh_from_db()
+    assert record.status == Status.FAILED
+
+
+def test_the_reconciler_reads_a_custom_id_job_under_its_rq_id(redis_conn):
+    job = plain_queue(redis_conn).enqueue(demo.add, 1, 2, job_id="waiting_1")
+    record_job(job)
+    BackgroundTaskRecord.objects.update(enqueued_at=timezone.now() - dt.timedelta(hours=1))
+    report = reconcile_records()
+    assert report.pushed == [] and report.errors == []
+    assert redis_conn.llen("rq:queue:default") == 1
