@@ -5,8 +5,11 @@ import datetime as dt
 import logging
 import uuid
 
+import django_rq
 import pytest
-from rq import Queue
+from rq import Queue, Retry
+from rq.cron import CronJob
+from rq.group import Group
 from rq.job import Job
 
 from django.utils import timezone
@@ -16,6 +19,7 @@ from jobs.adopt import RQ_ID_NAMESPACE, record_id_for, record_job
 from jobs.models import BackgroundTaskRecord, Status
 from jobs.reconcile import reconcile_records
 from jobs.worker import SimpleWorker, Worker
+from tests.conftest import wait_for
 
 pytestmark = pytest.mark.django_db(transaction=True)
 
@@ -120,3 +124,83 @@ def test_the_reconciler_reads_a_custom_id_job_under_its_rq_id(redis_conn):
     report = reconcile_records()
     assert report.pushed == [] and report.errors == []
     assert redis_conn.llen("rq:queue:default") == 1
+
+
+# --- recorded at enqueue: jobs.rq_classes.Queue, django-rq's QUEUE_CLASS -------------------
+
+def test_django_rq_enqueue_writes_the_row_before_any_worker_runs(drain):
+    job = django_rq.enqueue(demo.add, 2, 3)
+    record = row_of(job.id)
+    assert (record.status, record.func_path, record.args, record.attempts) == (Status.PENDING, "jobs.demo.add",
+                                                                               [2, 3], 0)
+    drain("default")
+    record.refresh_from_db()
+    assert (record.status, record.result) == (Status.COMPLETED, 5)
+
+
+def test_the_job_decorators_delay_and_a_custom_id_are_recorded(drain):
+    delayed = django_rq.job("high")(demo.echo)
+    job = delayed.delay("a", n=1)
+    custom = django_rq.get_queue("low").enqueue(demo.add, 4, 4, job_id="invoice-42")
+    assert row_of(job.id).queue_name == "high" and row_of("invoice-42").rq_id == "invoice-42"
+    drain()
+    assert row_of(job.id).result == {"args": ["a"], "kwargs": {"n": 1}}
+    assert row_of("invoice-42").status == Status.COMPLETED
+
+
+def test_enqueue_at_and_enqueue_in_are_recorded_as_scheduled(drain):
+    queue = django_rq.get_queue("default")
+    later = queue.enqueue_in(dt.timedelta(hours=1), demo.add, 1, 1)
+    due = queue.enqueue_at(timezone.now() - dt.timedelta(seconds=1), demo.add, 2, 2)
+    assert row_of(later.id).scheduled_for > timezone.now() + dt.timedelta(minutes=59)
+    assert row_of(due.id).status == Status.PENDING and row_of(due.id).scheduled_for is not None
+    drain("default", with_scheduler=True)
+    assert row_of(due.id).status == Status.COMPLETED
+    assert row_of(later.id).status == Status.PENDING
+
+
+def test_a_dependent_is_recorded_with_its_parent_and_runs_after_it(drain):
+    queue = django_rq.get_queue("default")
+    parent = queue.enqueue(demo.add, 1, 1)
+    child = queue.enqueue(demo.add, 2, 2, depends_on=parent)
+    record = row_of(child.id)
+    assert record.status == Status.PENDING
+    assert list(record.dependencies.values_list("parent_rq_id", flat=True)) == [parent.id]
+    drain("default")
+    assert row_of(parent.id).status == row_of(child.id).status == Status.COMPLETED
+    assert row_of(child.id).started_at >= row_of(parent.id).finished_at
+
+
+def test_group_members_are_recorded_with_their_group(drain, redis_conn):
+    queue = django_rq.get_queue("default")
+    group = Group.create(connection=redis_conn, name="nightly")
+    jobs = group.enqueue_many(queue, [Queue.prepare_data(demo.add, (n, n)) for n in range(3)])
+    rows = BackgroundTaskRecord.objects.filter(group_id="nightly")
+    assert sorted(str(pk) for pk in rows.values_list("pk", flat=True)) == sorted(job.id for job in jobs)
+    drain("default")
+    assert sorted(rows.values_list("result", flat=True)) == [0, 2, 4]
+
+
+def test_an_rq_retry_policy_is_recorded_and_each_attempt_counted(drain):
+    job = django_rq.get_queue("default").enqueue(demo.fail, "again", retry=Retry(max=1))
+    assert row_of(job.id).max_retries == 1
+    drain("default")
+    record = row_of(job.id)
+    assert (record.status, record.attempts) == (Status.FAILED, 2)
+
+
+def test_a_cron_run_of_rqs_own_scheduler_is_adopted_by_the_worker(drain, redis_conn):
+    job = CronJob(func=demo.add, queue_name="default", args=(5, 6), interval=60).enqueue(redis_conn)
+    drain("default")
+    record = row_of(job.id)
+    assert (record.status, record.result) == (Status.COMPLETED, 11)
+
+
+def test_a_real_rqworker_runs_and_records_a_custom_id_job(start_worker, redis_conn):
+    django_rq.get_queue("default").enqueue(demo.add, 20, 22, job_id="real-worker-1")
+    plain_queue(redis_conn).enqueue(demo.add, 1, 2, job_id="real-worker-2")  # no row until the worker adopts it
+    worker = start_worker("default")
+    wait_for(lambda: BackgroundTaskRecord.objects.filter(status=Status.COMPLETED).count() == 2,
+             message="both jobs completed")
+    assert row_of("real-worker-1").result == 42 and row_of("real-worker-2").result == 3
+    assert "Traceback" not in worker.output() and "ERROR" not in worker.output()
