@@ -20,7 +20,7 @@ from datetime import datetime
 
 from django.utils import timezone
 from rq.exceptions import NoSuchJobError
-from rq.job import Job
+from rq.job import Job, JobStatus
 
 from .models import BackgroundTaskRecord, JobDependency
 from .values import capped_result, safe_str, storable_text, type_name
@@ -143,3 +143,48 @@ def requeue_payload(record: BackgroundTaskRecord, job: Job) -> None:
     for registry in (queue.failed_job_registry, queue.canceled_job_registry):
         registry.remove(job)
     queue.enqueue_job(job)
+
+
+# The sweep looks at this many of the newest ids of each queue list and registry per pass, and
+# writes at most SWEEP_MAX_ADOPTED rows: a backlog of foreign jobs is adopted over a few passes.
+SWEEP_SCAN = 1000
+SWEEP_MAX_ADOPTED = 500
+
+
+def _rq_ids_of(queue) -> list[str]:
+    """The newest ids of the queue's list, its intermediate list and each of its registries."""
+    ids = [i.decode() if isinstance(i, bytes) else i
+           for i in queue.connection.lrange(queue.key, -SWEEP_SCAN, -1)
+           + queue.connection.lrange(queue.intermediate_queue_key, -SWEEP_SCAN, -1)]
+    for registry in (queue.scheduled_job_registry, queue.deferred_job_registry, queue.started_job_registry,
+                     queue.finished_job_registry, queue.failed_job_registry, queue.canceled_job_registry):
+        ids += registry.get_job_ids(0, SWEEP_SCAN - 1, desc=True, cleanup=False)
+    return list(dict.fromkeys(ids))
+
+
+def sweep_queue(queue, limit: int = SWEEP_MAX_ADOPTED, dry_run: bool = False) -> list[Job]:
+    """Write a row for each job RQ holds for `queue` that has none (at most `limit`); returns those jobs."""
+    by_record = {record_id_for(rq_id): rq_id for rq_id in _rq_ids_of(queue)}
+    known: set = set()
+    keys = list(by_record)
+    for start in range(0, len(keys), SWEEP_SCAN):
+        known.update(BackgroundTaskRecord.objects.filter(pk__in=keys[start:start + SWEEP_SCAN])
+                     .values_list("pk", flat=True))
+    unknown = [rq_id for record_id, rq_id in by_record.items() if record_id not in known][:limit]
+    if not unknown:
+        return []
+    jobs = [job for job in Job.fetch_many(unknown, connection=queue.connection, serializer=queue.serializer)
+            if job is not None]  # None: gone since it was listed
+    if dry_run:
+        return jobs
+    adopted = []
+    for job in jobs:
+        scheduled_for = None
+        try:
+            if job.get_status(refresh=False) == JobStatus.SCHEDULED:
+                scheduled_for = queue.scheduled_job_registry.get_scheduled_time(job)
+            if record_job(job, scheduled_for=scheduled_for):
+                adopted.append(job)
+        except Exception:  # noqa: BLE001 (one job it cannot write never stops the sweep)
+            logger.exception("sweep: could not adopt job %s; skipped", job.id)
+    return adopted

@@ -11,7 +11,8 @@ for *how far* it got. Each pass:
    SIGKILLed) as "worker lost": failed, or pending again if retries remain. RQ itself
    notices only after ~11 minutes; with JOBS_HEARTBEAT_SECONDS=10 and
    JOBS_WORKER_LOST_AFTER_SECONDS=30 this pass does within a minute;
-4. resends stop commands for cancels that have not landed.
+4. resends stop commands for cancels that have not landed;
+5. first of all, adopts jobs RQ holds without a row (jobs.adopt.sweep_queue, bounded per pass).
 
 Safe to run concurrently with workers and with itself: every row write is a
 conditional transition, every Redis write is RQ's own idempotent operation.
@@ -33,9 +34,9 @@ from rq.utils import utcparse
 
 from . import api
 from .conf import jobs_setting
-from .connection import get_connection, get_queue, is_configured, log_unknown_queue_once
+from .connection import get_connection, get_queue, is_configured, log_unknown_queue_once, queue_names
 from .models import BackgroundTaskRecord, Status, intents
-from .adopt import push_again
+from .adopt import push_again, record_id_for, sweep_queue
 from .outcomes import apply_status
 
 logger = logging.getLogger(__name__)
@@ -56,6 +57,7 @@ class Report:
     synced: list[str] = field(default_factory=list)
     lost: list[str] = field(default_factory=list)
     stops_resent: list[str] = field(default_factory=list)
+    adopted: list[str] = field(default_factory=list)  # RQ ids of jobs RQ held without a row
     errors: list[str] = field(default_factory=list)
     lines: list[str] = field(default_factory=list)
 
@@ -65,13 +67,15 @@ class Report:
 
     @property
     def changed(self) -> int:
-        return len(self.pushed) + len(self.synced) + len(self.lost) + len(self.stops_resent)
+        return len(self.pushed) + len(self.synced) + len(self.lost) + len(self.stops_resent) + len(self.adopted)
 
     def summary(self) -> str:
         verb = "would change" if self.dry_run else "changed"
         head = (f"reconcile: checked {self.checked} active rows, {verb} {self.changed}: "
                 f"{len(self.pushed)} pushed, {len(self.synced)} synced from Redis, "
                 f"{len(self.lost)} worker lost, {len(self.stops_resent)} stops resent")
+        if self.adopted:
+            head += f", {len(self.adopted)} adopted from RQ"
         if self.errors:
             head += f", {len(self.errors)} errors"
         return "\n".join([head, *("  " + line for line in self.lines), *("  error: " + e for e in self.errors)])
@@ -80,6 +84,7 @@ class Report:
 def reconcile_records(*, dry_run: bool = False) -> Report:
     """One reconcile pass over every pending and running row; returns the report."""
     report = Report(dry_run=dry_run)
+    _sweep(report)
     now = timezone.now()
     grace = timedelta(seconds=jobs_setting("JOBS_PENDING_GRACE_SECONDS"))
     # Pending rows get a grace period: their push may still be on its way after commit.
@@ -98,6 +103,28 @@ def reconcile_records(*, dry_run: bool = False) -> Report:
     if batch:
         _reconcile_batch(batch, report, now)
     return report
+
+
+def _sweep(report: Report) -> None:
+    """Write rows for jobs RQ holds that have none (enqueued through RQ by a process without
+    jobdeck's queue class); the pass below then brings them in step with Redis."""
+    for queue_name in queue_names():
+        try:
+            adopted = sweep_queue(get_queue(queue_name), dry_run=report.dry_run)
+        except Exception as exc:  # Redis down: the rest of the pass still runs
+            report.errors.append(f"sweep of queue {queue_name}: {exc.__class__.__name__}: {exc}")
+            continue
+        for job in adopted:
+            report.note(report.adopted, job.id, "in RQ without a row: adopted")
+            status = job.get_status(refresh=False)
+            if report.dry_run or not (status == JobStatus.STARTED or status in TERMINAL):
+                continue
+            # Started or ended already: in step now, not after the pending grace.
+            record = BackgroundTaskRecord.objects.get(pk=record_id_for(job.id))
+            try:
+                _sync(record, status, report, (job.worker_name or "").encode())
+            except Exception as exc:
+                _skip(record, exc, report)
 
 
 def _reconcile_batch(records: list[BackgroundTaskRecord], report: Report, now: datetime) -> None:

@@ -15,7 +15,7 @@ from rq.job import Job
 from django.utils import timezone
 
 from jobs import api, demo
-from jobs.adopt import RQ_ID_NAMESPACE, record_id_for, record_job
+from jobs.adopt import RQ_ID_NAMESPACE, record_id_for, record_job, sweep_queue
 from jobs.models import BackgroundTaskRecord, Status
 from jobs.reconcile import reconcile_records
 from jobs.worker import SimpleWorker, Worker
@@ -204,3 +204,39 @@ def test_a_real_rqworker_runs_and_records_a_custom_id_job(start_worker, redis_co
              message="both jobs completed")
     assert row_of("real-worker-1").result == 42 and row_of("real-worker-2").result == 3
     assert "Traceback" not in worker.output() and "ERROR" not in worker.output()
+
+
+# --- the reconciler's sweep ------------------------------------------------------------
+
+def test_the_sweep_adopts_jobs_in_every_registry_and_brings_them_in_step(drain, redis_conn):
+    queue = plain_queue(redis_conn)
+    done = queue.enqueue(demo.add, 1, 2)
+    failed = queue.enqueue(demo.fail, "x", job_id="failed_one")
+    drain("default")
+    BackgroundTaskRecord.objects.all().delete()  # as if they had run on a worker of plain RQ
+    waiting = queue.enqueue(demo.add, 3, 4, job_id="still-queued")
+    later = queue.enqueue_in(dt.timedelta(hours=1), demo.add, 5, 6)
+    parent = queue.enqueue_in(dt.timedelta(hours=1), demo.noop)
+    child = queue.enqueue(demo.noop, depends_on=parent)
+    assert not BackgroundTaskRecord.objects.exists()
+    report = reconcile_records()
+    assert sorted(report.adopted) == sorted([done.id, "failed_one", "still-queued", later.id, parent.id, child.id])
+    assert "6 adopted from RQ" in report.summary()
+    assert (row_of(done.id).status, row_of(done.id).result) == (Status.COMPLETED, 3)
+    assert row_of("failed_one").status == Status.FAILED
+    assert row_of("still-queued").status == Status.PENDING and row_of(later.id).scheduled_for is not None
+    assert list(row_of(child.id).dependencies.values_list("parent_rq_id", flat=True)) == [parent.id]
+    assert reconcile_records().adopted == []  # known now: nothing twice
+    drain("default")
+    assert row_of("still-queued").status == Status.COMPLETED
+    assert waiting.id == "still-queued"
+
+
+def test_the_sweep_is_bounded_per_pass_and_a_dry_run_writes_nothing(redis_conn):
+    queue = plain_queue(redis_conn)
+    ids = [queue.enqueue(demo.noop).id for _ in range(5)]
+    assert len(reconcile_records(dry_run=True).adopted) == 5
+    assert not BackgroundTaskRecord.objects.exists()
+    assert len(sweep_queue(queue, limit=3)) == 3
+    assert len(reconcile_records().adopted) == 2
+    assert BackgroundTaskRecord.objects.count() == len(ids)
