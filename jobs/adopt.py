@@ -16,13 +16,14 @@ import json
 import logging
 import uuid
 from collections.abc import Callable
+from dataclasses import dataclass
 from datetime import datetime
 
 from django.utils import timezone
 from rq.exceptions import NoSuchJobError
 from rq.job import Job, JobStatus
 
-from .models import BackgroundTaskRecord, JobDependency
+from .models import BackgroundTaskRecord, JobDependency, Status
 from .values import capped_result, safe_str, storable_text, type_name
 
 logger = logging.getLogger(__name__)
@@ -188,3 +189,46 @@ def sweep_queue(queue, limit: int = SWEEP_MAX_ADOPTED, dry_run: bool = False) ->
         except Exception:  # noqa: BLE001 (one job it cannot write never stops the sweep)
             logger.exception("sweep: could not adopt job %s; skipped", job.id)
     return adopted
+
+
+# --- what the job page shows of a job's relations (dependencies, group) -------------------------
+
+RELATED_MAX = 50
+
+
+@dataclass
+class Related:
+    """Another job named by RQ id, with its row when jobdeck has one."""
+
+    rq_id: str
+    record: BackgroundTaskRecord | None
+
+    @property
+    def done(self) -> bool:
+        return self.record is not None and self.record.status == Status.COMPLETED
+
+
+@dataclass
+class Relations:
+    """The jobs a record depends on, its dependents and the other members of its group."""
+
+    parents: list[Related]
+    dependents: list[BackgroundTaskRecord]
+    group: list[BackgroundTaskRecord]
+
+    @property
+    def waiting_on(self) -> list[Related]:
+        """The parents a pending job still waits for (RQ releases it once all completed)."""
+        return [parent for parent in self.parents if not parent.done]
+
+
+def relations(record: BackgroundTaskRecord) -> Relations:
+    """A record's parents (by RQ id, with their rows), dependents and group members, each list bounded."""
+    parent_ids = list(record.dependencies.values_list("parent_rq_id", flat=True)[:RELATED_MAX])
+    rows = BackgroundTaskRecord.objects.only("id", "status", "func_path", "rq_id").in_bulk(
+        [record_id_for(rq_id) for rq_id in parent_ids])
+    parents = [Related(rq_id, rows.get(record_id_for(rq_id))) for rq_id in parent_ids]
+    slim = BackgroundTaskRecord.objects.only("id", "status", "func_path", "rq_id", "enqueued_at")
+    dependents = list(slim.filter(dependencies__parent_rq_id=record.rq_job_id)[:RELATED_MAX])
+    group = list(slim.filter(group_id=record.group_id).exclude(pk=record.pk)[:RELATED_MAX]) if record.group_id else []
+    return Relations(parents, dependents, group)

@@ -12,6 +12,7 @@ from django.views.decorators.vary import vary_on_headers
 from django_htmx.http import HttpResponseClientRedirect
 
 from jobs import api, bulk
+from jobs.adopt import relations
 from jobs.actions import ACTIONS
 from jobs.models import BackgroundTaskRecord
 
@@ -50,7 +51,8 @@ def _settled(form, page) -> bool:
 
 def _detail_context(record: BackgroundTaskRecord) -> dict:
     attempts = list(record.attempt_set.order_by("number"))
-    return {"record": record, "attempts": attempts, "events": timeline(record, attempts)}
+    return {"record": record, "attempts": attempts, "events": timeline(record, attempts),
+            "relations": relations(record)}
 
 
 @viewer_required
