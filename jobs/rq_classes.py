@@ -25,6 +25,10 @@ logger = logging.getLogger(__name__)
 
 
 def _record(job: Job, scheduled_for: datetime | None = None) -> None:
+    if job.started_at is not None:
+        # RQ scheduling a retry of a job that ran (in a work horse): its start wrote the row, and a
+        # horse opening a database connection for nothing would cost more than the job.
+        return
     try:
         record_job(job, scheduled_for=scheduled_for)
     except Exception:  # noqa: BLE001 (the enqueue goes on: the worker's start adopts the job)

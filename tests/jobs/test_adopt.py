@@ -240,3 +240,12 @@ def test_the_sweep_is_bounded_per_pass_and_a_dry_run_writes_nothing(redis_conn):
     assert len(sweep_queue(queue, limit=3)) == 3
     assert len(reconcile_records().adopted) == 2
     assert BackgroundTaskRecord.objects.count() == len(ids)
+
+
+def test_rq_requeueing_a_job_that_ran_writes_no_row_from_the_queue_class(redis_conn):
+    queue = django_rq.get_queue("default")
+    job = queue.create_job(demo.add, args=(1, 1))
+    job.started_at = timezone.now()  # as RQ's retry of a job that ran: its worker's start owns the row
+    queue.enqueue_job(job)
+    assert not BackgroundTaskRecord.objects.exists()
+    assert redis_conn.llen(queue.key) == 1
