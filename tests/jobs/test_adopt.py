@@ -8,10 +8,11 @@ import uuid
 import django_rq
 import pytest
 from rq import Queue, Retry
-from rq.cron import CronJob
+from rq.cron import CronScheduler
 from rq.group import Group
 from rq.job import Job
 
+from django.db import transaction
 from django.utils import timezone
 
 from jobs import api, demo
@@ -190,10 +191,24 @@ def test_an_rq_retry_policy_is_recorded_and_each_attempt_counted(drain):
 
 
 def test_a_cron_run_of_rqs_own_scheduler_is_adopted_by_the_worker(drain, redis_conn):
-    job = CronJob(func=demo.add, queue_name="default", args=(5, 6), interval=60).enqueue(redis_conn)
+    scheduler = CronScheduler(connection=redis_conn)
+    scheduler.register(demo.add, queue_name="default", args=(5, 6), interval=60)
+    assert len(scheduler.enqueue_jobs()) == 1  # a new interval entry runs at once
+    (rq_id,) = [i.decode() for i in redis_conn.lrange("rq:queue:default", 0, -1)]
     drain("default")
-    record = row_of(job.id)
-    assert (record.status, record.result) == (Status.COMPLETED, 11)
+    record = row_of(rq_id)
+    assert (record.status, record.result, record.func_path) == (Status.COMPLETED, 11, "jobs.demo.add")
+
+
+def test_a_django_rq_enqueue_in_a_rolled_back_transaction_leaves_neither_row_nor_job(redis_conn):
+    with pytest.raises(RuntimeError), transaction.atomic():
+        django_rq.enqueue(demo.add, 1, 1)
+        raise RuntimeError("rolled back")
+    assert not BackgroundTaskRecord.objects.exists() and redis_conn.llen("rq:queue:default") == 0
+    with transaction.atomic():
+        job = django_rq.enqueue(demo.add, 1, 1)
+        assert job is None  # django-rq enqueues, and so records, on commit
+    assert BackgroundTaskRecord.objects.count() == 1 and redis_conn.llen("rq:queue:default") == 1
 
 
 def test_a_real_rqworker_runs_and_records_a_custom_id_job(start_worker, redis_conn):
