@@ -264,3 +264,11 @@ def test_rq_requeueing_a_job_that_ran_writes_no_row_from_the_queue_class(redis_c
     queue.enqueue_job(job)
     assert not BackgroundTaskRecord.objects.exists()
     assert redis_conn.llen(queue.key) == 1
+
+
+def test_a_workers_current_custom_id_job_maps_to_its_row():
+    from jobs.stats import WorkerInfo
+
+    info = WorkerInfo(name="w", hostname="h", pid=1, queues=["default"], state="busy", current_job_id="invoice-42",
+                      last_heartbeat_at=None, birth_at=None, successful_count=0, failed_count=0, working_seconds=0)
+    assert info.current_record_id == record_id_for("invoice-42")
