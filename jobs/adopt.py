@@ -186,7 +186,7 @@ def sweep_queue(queue, limit: int = SWEEP_MAX_ADOPTED, dry_run: bool = False) ->
                 scheduled_for = queue.scheduled_job_registry.get_scheduled_time(job)
             if record_job(job, scheduled_for=scheduled_for):
                 adopted.append(job)
-        except Exception:  # noqa: BLE001 (one job it cannot write never stops the sweep)
+        except Exception:  # one job it cannot write never stops the sweep
             logger.exception("sweep: could not adopt job %s; skipped", job.id)
     return adopted
 

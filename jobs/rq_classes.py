@@ -9,6 +9,11 @@ Rows are written before RQ's own write to Redis, so a worker never meets a job w
 where that order cannot be kept (enqueue_many builds its jobs inside RQ) they are written
 right after, and whichever comes first, this or the worker's start, writes the row once.
 A recording that fails never fails the enqueue: the worker adopts the job when it starts it.
+
+A deferred dependent or a scheduled job has its row from its enqueue; when RQ releases it
+(`_enqueue_job`, in a worker or its scheduler process) nothing is written: those processes must
+not open database connections they may have inherited, and the worker's start adopts any job
+that still has none.
 """
 
 from __future__ import annotations
