@@ -36,7 +36,7 @@ def _record(job: Job, scheduled_for: datetime | None = None) -> None:
         return
     try:
         record_job(job, scheduled_for=scheduled_for)
-    except Exception:  # noqa: BLE001 (the enqueue goes on: the worker's start adopts the job)
+    except Exception:  # the enqueue goes on: the worker's start adopts the job
         logger.exception("could not record job %s at enqueue; its worker will adopt it", job.id)
 
 

@@ -26,7 +26,7 @@ def page_of(client, rq_id: str, **headers) -> str:
 
 def hrefs(html: str, region_id: str) -> list[str]:
     """The links inside the element with this id, as the page renders them."""
-    region = re.search(rf'<(\w+)[^>]*id="{region_id}"[^>]*>(.*?)</\1>', html, re.S)
+    region = re.search(rf'<(\w+)[^>]*id="{region_id}"[^>]*>(.*?)</\1>', html, re.DOTALL)
     assert region, region_id
     return re.findall(r'href="([^"]+)"', region.group(2))
 

@@ -7,13 +7,11 @@ import uuid
 
 import django_rq
 import pytest
+from django.db import transaction
+from django.utils import timezone
 from rq import Queue, Retry
 from rq.cron import CronScheduler
 from rq.group import Group
-from rq.job import Job
-
-from django.db import transaction
-from django.utils import timezone
 
 from jobs import api, demo
 from jobs.adopt import RQ_ID_NAMESPACE, record_id_for, record_job, sweep_queue
@@ -95,7 +93,7 @@ def test_a_job_is_recorded_once_whichever_path_comes_first(drain, redis_conn):
 
 
 def test_a_retry_of_a_job_with_preview_arguments_runs_rqs_own_payload(drain, redis_conn):
-    job = plain_queue(redis_conn).enqueue(demo.fail_until, dt.date(2026, 1, 1), 1, job_id="dated_1")
+    plain_queue(redis_conn).enqueue(demo.fail_until, dt.date(2026, 1, 1), 1, job_id="dated_1")
     drain("default")
     record = row_of("dated_1")
     assert record.status == Status.FAILED and record.args_preview
@@ -142,7 +140,7 @@ def test_django_rq_enqueue_writes_the_row_before_any_worker_runs(drain):
 def test_the_job_decorators_delay_and_a_custom_id_are_recorded(drain):
     delayed = django_rq.job("high")(demo.echo)
     job = delayed.delay("a", n=1)
-    custom = django_rq.get_queue("low").enqueue(demo.add, 4, 4, job_id="invoice-42")
+    django_rq.get_queue("low").enqueue(demo.add, 4, 4, job_id="invoice-42")
     assert row_of(job.id).queue_name == "high" and row_of("invoice-42").rq_id == "invoice-42"
     drain()
     assert row_of(job.id).result == {"args": ["a"], "kwargs": {"n": 1}}
@@ -226,7 +224,7 @@ def test_a_real_rqworker_runs_and_records_a_custom_id_job(start_worker, redis_co
 def test_the_sweep_adopts_jobs_in_every_registry_and_brings_them_in_step(drain, redis_conn):
     queue = plain_queue(redis_conn)
     done = queue.enqueue(demo.add, 1, 2)
-    failed = queue.enqueue(demo.fail, "x", job_id="failed_one")
+    queue.enqueue(demo.fail, "x", job_id="failed_one")
     drain("default")
     BackgroundTaskRecord.objects.all().delete()  # as if they had run on a worker of plain RQ
     waiting = queue.enqueue(demo.add, 3, 4, job_id="still-queued")
