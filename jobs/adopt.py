@@ -215,10 +215,14 @@ class Relations:
     parents: list[Related]
     dependents: list[BackgroundTaskRecord]
     group: list[BackgroundTaskRecord]
+    deferred: bool | None = None  # RQ holds the job as deferred; None: unknown (Redis away, job gone)
 
     @property
     def waiting_on(self) -> list[Related]:
-        """The parents a pending job still waits for (RQ releases it once all completed)."""
+        """The parents a job RQ still defers waits for: those not completed (RQ's rule, unless the job
+        allows a failed parent). Released (queued or later in RQ): none."""
+        if self.deferred is False:
+            return []
         return [parent for parent in self.parents if not parent.done]
 
 
@@ -231,4 +235,17 @@ def relations(record: BackgroundTaskRecord) -> Relations:
     slim = BackgroundTaskRecord.objects.only("id", "status", "func_path", "rq_id", "enqueued_at")
     dependents = list(slim.filter(dependencies__parent_rq_id=record.rq_job_id)[:RELATED_MAX])
     group = list(slim.filter(group_id=record.group_id).exclude(pk=record.pk)[:RELATED_MAX]) if record.group_id else []
-    return Relations(parents, dependents, group)
+    return Relations(parents, dependents, group, _deferred(record) if parents else None)
+
+
+def _deferred(record: BackgroundTaskRecord) -> bool | None:
+    """Whether RQ still holds the record's job as deferred (waiting on its parents)."""
+    from .connection import REDIS_ERRORS, get_connection
+
+    if record.status != Status.PENDING:
+        return False
+    try:
+        status = get_connection(record.queue_name).hget(Job.key_for(record.rq_job_id), "status")
+    except REDIS_ERRORS:
+        return None
+    return None if status is None else status.decode() == JobStatus.DEFERRED.value

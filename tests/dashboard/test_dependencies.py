@@ -8,6 +8,7 @@ import pytest
 from django.urls import reverse
 from rq import Queue
 from rq.group import Group
+from rq.job import Dependency
 
 from jobs import demo
 from jobs.adopt import record_id_for
@@ -101,3 +102,24 @@ def test_a_custom_id_job_is_found_by_the_search_and_its_page_shows_the_rq_id(rea
     assert link in html
     page = reader.get(link).content.decode()
     assert "RQ id" in page and "report-2026-12" in page
+
+
+def test_a_dependent_that_allows_a_failed_parent_is_released_not_waiting(reader, drain, redis_conn):
+    queue = django_rq.get_queue("default")
+    parent = queue.enqueue(demo.fail, "parent fails")
+    child = queue.enqueue_call(demo.noop, depends_on=Dependency(jobs=[parent], allow_failure=True),
+                               job_id="tolerant-child")
+    assert 'id="waiting-on"' in page_of(reader, "tolerant-child")
+    drain("default")
+    html = page_of(reader, "tolerant-child")
+    assert 'id="waiting-on"' not in html and 'id="depends-on"' in html
+    assert BackgroundTaskRecord.objects.get(pk=record_id_for(child.id)).status == Status.COMPLETED
+
+
+def test_a_dependent_whose_parent_failed_stays_waiting_on_it(reader, drain):
+    queue = django_rq.get_queue("default")
+    parent = queue.enqueue(demo.fail, "parent fails", job_id="failing-parent")
+    queue.enqueue(demo.noop, depends_on=parent, job_id="stuck-child")
+    drain("default")
+    html = page_of(reader, "stuck-child")
+    assert 'id="waiting-on"' in html and "failing-parent" in html and "failed" in html
