@@ -158,6 +158,9 @@ RQ_QUEUES = {
 RQ = {
     # Plain `manage.py rqworker` runs the tracking worker: nobody has to remember a flag.
     "WORKER_CLASS": os.environ.get("JOBS_WORKER_CLASS", "jobs.worker.Worker"),
+    # django_rq.enqueue, @django_rq.job, get_queue(...).enqueue*, Group, depends_on: each job
+    # enqueued through RQ itself gets its row as RQ takes it (jobs.adopt).
+    "QUEUE_CLASS": "jobs.rq_classes.Queue",
 }
 
 # --- jobs (the engine) --------------------------------------------------------

@@ -32,7 +32,7 @@ from .conf import jobs_setting
 from .connection import REDIS_ERRORS, get_connection, is_configured
 from .copy import insert_many, insert_one
 from .models import AuditEntry, BackgroundTaskRecord, Status
-from .push import push, push_many  # push is part of the api: reconcile and tasks_backend call it
+from .push import push, push_many  # noqa: F401 (push is part of the api: tasks_backend calls it)
 
 logger = logging.getLogger(__name__)
 
@@ -45,6 +45,11 @@ class ActionNotAllowed(Exception):
 
 class QueueGone(ActionNotAllowed):
     """The job's queue is no longer in RQ_QUEUES: it cannot run again (cancel and delete still work)."""
+class ArgumentsNotStored(ActionNotAllowed):
+    """A job enqueued through RQ with arguments that are not JSON, which Redis no longer holds:
+    only a preview of its arguments is stored, so it cannot run again (jobs.adopt)."""
+
+
 class NotPermitted(PermissionDenied):
     """The user lacks the action's permission (jobs.actions); Django answers it with a 403."""
 
@@ -317,32 +322,58 @@ def retry(record: BackgroundTaskRecord, user=None) -> BackgroundTaskRecord:
     if not is_configured(record.queue_name):
         raise QueueGone(f"queue {record.queue_name!r} is no longer configured, so the job cannot run again; "
                         "delete it, or enqueue it anew on a configured queue")
+    payload = _payload_for_retry(record)
     try:
         with transaction.atomic():
             if not record.mark_requeued():
                 record.refresh_from_db(fields=["status"])
                 raise ActionNotAllowed(f"only failed or cancelled jobs can be retried; this one is {record.status}")
             audit(user, ACTIONS["retry"].audit, record)
-            transaction.on_commit(functools.partial(_replace_and_push, record))
+            transaction.on_commit(functools.partial(_replace_and_push, record, payload))
     except IntegrityError:  # record_unique_key_active: another job holds the key now
         raise ActionNotAllowed(f"another pending or running job holds unique key {record.unique_key!r}; "
                                "it can be retried once that one has ended") from None
     return record
 
 
-def _replace_and_push(record: BackgroundTaskRecord) -> None:
+def _payload_for_retry(record: BackgroundTaskRecord):
+    """RQ's own copy of a job whose arguments are only a preview here (None for any other job);
+    ArgumentsNotStored once Redis no longer holds it."""
+    if not record.args_preview:
+        return None
+    from .adopt import rq_payload
+
+    try:
+        payload = rq_payload(record)
+    except REDIS_ERRORS as exc:
+        raise ActionNotAllowed(f"Redis is unreachable, the job was not retried: {exc}") from None
+    if payload is None:
+        raise ArgumentsNotStored("this job was enqueued through RQ with arguments that are not JSON, and Redis no "
+                                 "longer holds RQ's copy of them: it cannot run again; enqueue it anew")
+    return payload
+
+
+def _replace_and_push(record: BackgroundTaskRecord, payload=None) -> None:
+    from .adopt import push_again, requeue_payload
+
+    if payload is not None:  # RQ's own copy of the call: the stored arguments are only a preview
+        try:
+            requeue_payload(record, payload)
+        except REDIS_ERRORS as exc:
+            logger.warning("retry of %s: Redis unreachable, RQ's copy of the job was not requeued: %s", record.pk, exc)
+        return
     try:
         _delete_rq_job(record)
     except REDIS_ERRORS as exc:
         logger.warning("retry of %s waits for Redis: %s", record.pk, exc)
         return
-    push(record)
+    push_again(record)  # jobs.push, after moving a custom RQ id's job under the row's id
 
 
 def _delete_rq_job(record: BackgroundTaskRecord) -> None:
     """Remove the record's RQ job and its registry entries, if Redis still has them."""
     try:
-        Job.fetch(str(record.pk), connection=get_connection(record.queue_name)).delete(remove_from_queue=True)
+        Job.fetch(record.rq_job_id, connection=get_connection(record.queue_name)).delete(remove_from_queue=True)
     except NoSuchJobError:
         pass
 
@@ -382,7 +413,7 @@ def _cancel_in_redis(record: BackgroundTaskRecord) -> bool:
     """Cancel the record's RQ job unless a worker has started it; False if one has."""
     connection = get_connection(record.queue_name)
     try:
-        rq_job = Job.fetch(str(record.pk), connection=connection)
+        rq_job = Job.fetch(record.rq_job_id, connection=connection)
         if rq_job.get_status(refresh=False) == JobStatus.STARTED:
             return False
         rq_job.cancel()
@@ -396,7 +427,7 @@ def send_stop(record: BackgroundTaskRecord) -> bool:
     from rq.command import send_stop_job_command
 
     try:
-        send_stop_job_command(get_connection(record.queue_name), str(record.pk))
+        send_stop_job_command(get_connection(record.queue_name), record.rq_job_id)
         return True
     except (NoSuchJobError, InvalidJobOperation, *REDIS_ERRORS) as exc:
         logger.info("stop of %s not sent now (%s); the reconciler will resend it", record.pk, exc)

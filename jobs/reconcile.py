@@ -11,7 +11,8 @@ for *how far* it got. Each pass:
    SIGKILLed) as "worker lost": failed, or pending again if retries remain. RQ itself
    notices only after ~11 minutes; with JOBS_HEARTBEAT_SECONDS=10 and
    JOBS_WORKER_LOST_AFTER_SECONDS=30 this pass does within a minute;
-4. resends stop commands for cancels that have not landed.
+4. resends stop commands for cancels that have not landed;
+5. first of all, adopts jobs RQ holds without a row (jobs.adopt.sweep_queue, bounded per pass).
 
 Safe to run concurrently with workers and with itself: every row write is a
 conditional transition, every Redis write is RQ's own idempotent operation.
@@ -33,8 +34,9 @@ from rq.utils import utcparse
 
 from . import api
 from .conf import jobs_setting
-from .connection import get_connection, get_queue, is_configured, log_unknown_queue_once
+from .connection import get_connection, get_queue, is_configured, log_unknown_queue_once, queue_names
 from .models import BackgroundTaskRecord, Status, intents
+from .adopt import push_again, record_id_for, sweep_queue
 from .outcomes import apply_status
 
 logger = logging.getLogger(__name__)
@@ -55,6 +57,7 @@ class Report:
     synced: list[str] = field(default_factory=list)
     lost: list[str] = field(default_factory=list)
     stops_resent: list[str] = field(default_factory=list)
+    adopted: list[str] = field(default_factory=list)  # RQ ids of jobs RQ held without a row
     errors: list[str] = field(default_factory=list)
     lines: list[str] = field(default_factory=list)
 
@@ -64,13 +67,15 @@ class Report:
 
     @property
     def changed(self) -> int:
-        return len(self.pushed) + len(self.synced) + len(self.lost) + len(self.stops_resent)
+        return len(self.pushed) + len(self.synced) + len(self.lost) + len(self.stops_resent) + len(self.adopted)
 
     def summary(self) -> str:
         verb = "would change" if self.dry_run else "changed"
         head = (f"reconcile: checked {self.checked} active rows, {verb} {self.changed}: "
                 f"{len(self.pushed)} pushed, {len(self.synced)} synced from Redis, "
                 f"{len(self.lost)} worker lost, {len(self.stops_resent)} stops resent")
+        if self.adopted:
+            head += f", {len(self.adopted)} adopted from RQ"
         if self.errors:
             head += f", {len(self.errors)} errors"
         return "\n".join([head, *("  " + line for line in self.lines), *("  error: " + e for e in self.errors)])
@@ -79,6 +84,7 @@ class Report:
 def reconcile_records(*, dry_run: bool = False) -> Report:
     """One reconcile pass over every pending and running row; returns the report."""
     report = Report(dry_run=dry_run)
+    _sweep(report)
     now = timezone.now()
     grace = timedelta(seconds=jobs_setting("JOBS_PENDING_GRACE_SECONDS"))
     # Pending rows get a grace period: their push may still be on its way after commit.
@@ -86,7 +92,7 @@ def reconcile_records(*, dry_run: bool = False) -> Report:
               .filter(Q(status=Status.RUNNING) | Q(status=Status.PENDING, enqueued_at__lt=now - grace))
               .only("id", "status", "queue_name", "pushed_at", "scheduled_for", "started_at", "worker_name",
                     "attempts", "interruptions", "at_most_once", "max_retries", "timeout", "cancel_requested_at", "execution_id", "func_path", "args",
-                    "kwargs", "retry_intervals", "enqueued_at")
+                    "kwargs", "retry_intervals", "enqueued_at", "rq_id", "args_preview")
               .order_by("enqueued_at"))
     batch: list[BackgroundTaskRecord] = []
     for record in active.iterator(chunk_size=CHUNK):
@@ -97,6 +103,28 @@ def reconcile_records(*, dry_run: bool = False) -> Report:
     if batch:
         _reconcile_batch(batch, report, now)
     return report
+
+
+def _sweep(report: Report) -> None:
+    """Write rows for jobs RQ holds that have none (enqueued through RQ by a process without
+    jobdeck's queue class); the pass below then brings them in step with Redis."""
+    for queue_name in queue_names():
+        try:
+            adopted = sweep_queue(get_queue(queue_name), dry_run=report.dry_run)
+        except Exception as exc:  # Redis down: the rest of the pass still runs
+            report.errors.append(f"sweep of queue {queue_name}: {exc.__class__.__name__}: {exc}")
+            continue
+        for job in adopted:
+            report.note(report.adopted, job.id, "in RQ without a row: adopted")
+            status = job.get_status(refresh=False)
+            if report.dry_run or not (status == JobStatus.STARTED or status in TERMINAL):
+                continue
+            # Started or ended already: in step now, not after the pending grace.
+            record = BackgroundTaskRecord.objects.get(pk=record_id_for(job.id))
+            try:
+                _sync(record, status, report, (job.worker_name or "").encode())
+            except Exception as exc:
+                _skip(record, exc, report)
 
 
 def _reconcile_batch(records: list[BackgroundTaskRecord], report: Report, now: datetime) -> None:
@@ -119,7 +147,7 @@ def _reconcile_queue_group(queue_name: str, records: list[BackgroundTaskRecord],
     connection = get_connection(queue_name)
     with connection.pipeline(transaction=False) as pipe:
         for record in records:
-            pipe.hmget(Job.key_for(str(record.pk)), "status", "last_heartbeat", "worker_name", "enqueued_at")
+            pipe.hmget(Job.key_for(record.rq_job_id), "status", "last_heartbeat", "worker_name", "enqueued_at")
         states = pipe.execute()
     lost_after = timedelta(seconds=jobs_setting("JOBS_WORKER_LOST_AFTER_SECONDS"))
     context = _Context(connection, queue_name, now, lost_after)
@@ -179,8 +207,8 @@ def _reconcile_record(record: BackgroundTaskRecord, state: list, context: _Conte
         elif status == JobStatus.QUEUED and record.pushed_at and record.pushed_at < now - lost_after:
             if not context.looked_up:
                 context.queued_ids, context.looked_up = _ids_in_queue_lists(queue_name), True
-            if context.queued_ids is not None and str(record.pk) not in context.queued_ids:
-                context.unlisted[str(record.pk)] = (record, enqueued_at)
+            if context.queued_ids is not None and record.rq_job_id not in context.queued_ids:
+                context.unlisted[record.rq_job_id] = (record, enqueued_at)
         elif status == JobStatus.STARTED or status in TERMINAL:
             _sync(record, status, report, worker_name)
         elif record.pushed_at is None:
@@ -242,7 +270,7 @@ def _starting(connection, record: BackgroundTaskRecord, beat_after: datetime) ->
     """The worker has recorded the start (after its fork) but the work horse has not yet marked
     the job started: Redis still says queued, yet no retry is due. The row's execution is still
     open in the job's ExecutionRegistry and its worker beats."""
-    key = ExecutionRegistry(str(record.pk), connection).key
+    key = ExecutionRegistry(record.rq_job_id, connection).key
     return (bool(record.execution_id) and connection.zscore(key, record.execution_id) is not None
             and _worker_alive(connection, record.worker_name, beat_after))
 
@@ -250,7 +278,7 @@ def _starting(connection, record: BackgroundTaskRecord, beat_after: datetime) ->
 def _worker_runs(connection, record: BackgroundTaskRecord) -> bool:
     """Whether the row's worker still lists the row's execution as one of its own."""
     key = WORKER_EXECUTIONS_KEY_TEMPLATE.format(record.worker_name)
-    return bool(record.execution_id) and bool(connection.sismember(key, f"{record.pk}:{record.execution_id}"))
+    return bool(record.execution_id) and bool(connection.sismember(key, f"{record.rq_job_id}:{record.execution_id}"))
 
 
 def _worker_alive(connection, worker_name: str, beat_after: datetime) -> bool:
@@ -261,19 +289,23 @@ def _worker_alive(connection, worker_name: str, beat_after: datetime) -> bool:
 
 
 def _repush(record: BackgroundTaskRecord, report: Report, why: str, replace: bool = False) -> None:
+    if record.args_preview:
+        report.errors.append(f"{record.pk}: {why}, and its arguments were not JSON (only a preview is stored): "
+                             "not pushed again; cancel it, or enqueue it anew")
+        return
     report.note(report.pushed, record.pk, f"pending: {why}; pushed again")
     if report.dry_run:
         return
     if replace:
         api._delete_rq_job(record)
-    if not api.push(record):
+    if not push_again(record):
         report.errors.append(f"{record.pk}: push failed, Redis unreachable")
 
 
 def _sync(record: BackgroundTaskRecord, status: JobStatus, report: Report, worker_name) -> None:
     """Copy an outcome Redis holds onto a row whose hook never landed: a write like any other,
     naming its attempt, so a worker's own write (before or after) wins the fields it owns."""
-    rq_job = Job.fetch(str(record.pk), connection=get_connection(record.queue_name))
+    rq_job = Job.fetch(record.rq_job_id, connection=get_connection(record.queue_name))
     result = rq_job.latest_result()
     report.note(report.synced, record.pk, f"{record.status} in the database, {status.value} in Redis")
     if report.dry_run:
@@ -324,10 +356,10 @@ def _settle_lost(record: BackgroundTaskRecord, report: Report, heartbeat_at: dat
             api._delete_rq_job(record)
         if lose.applied == "lose":
             record.refresh_from_db()
-            api.push(record)
+            push_again(record)
         return
     if not vanished and _expire_in_started_registry(record):
-        status = Job.fetch(str(record.pk), connection=get_connection(record.queue_name)).get_status()
+        status = Job.fetch(record.rq_job_id, connection=get_connection(record.queue_name)).get_status()
         if status in (JobStatus.QUEUED, JobStatus.SCHEDULED):
             record.mark_retrying(error_type="WorkerLost", error_message=message, execution_id=execution_id)
             return
@@ -338,7 +370,7 @@ def _settle_lost(record: BackgroundTaskRecord, report: Report, heartbeat_at: dat
         if record.mark_retrying(error_type="WorkerLost", error_message=message, execution_id=execution_id):
             record.transition("unpush")
             api._delete_rq_job(record)
-            api.push(record)
+            push_again(record)
     else:
         record.mark_failed(error_type="WorkerLost", error_message=message, execution_id=execution_id)
 
@@ -348,7 +380,7 @@ def _expire_in_started_registry(record: BackgroundTaskRecord) -> bool:
     which retries the job if it has retries left and fails it otherwise."""
     queue = get_queue(record.queue_name)
     registry = StartedJobRegistry(queue.name, connection=queue.connection)
-    prefix = f"{record.pk}:".encode()
+    prefix = f"{record.rq_job_id}:".encode()
     members = [m for m in queue.connection.zrange(registry.key, 0, -1) if m.startswith(prefix)]
     if not members:
         return False

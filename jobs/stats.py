@@ -223,11 +223,10 @@ class WorkerInfo:
 
     @property
     def current_record_id(self) -> uuid.UUID | None:
-        """The current job's id as a record id (None if idle, or a job not enqueued by jobs.api)."""
-        try:
-            return uuid.UUID(self.current_job_id) if self.current_job_id else None
-        except ValueError:
-            return None
+        """The current job's id as a record id (None if idle); a custom RQ id maps as jobs.adopt says."""
+        from .adopt import record_id_for
+
+        return record_id_for(self.current_job_id) if self.current_job_id else None
 
 
 def workers(now: datetime | None = None, stale_after: float | None = None) -> list[WorkerInfo]:

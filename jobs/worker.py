@@ -28,6 +28,7 @@ from rq.job import Job, JobStatus, get_current_job
 from rq.results import Result
 from rq.worker import WorkerStatus
 
+from .adopt import adopter, record_id_for
 from .conf import jobs_setting
 from .connection import REDIS_ERRORS
 from .models import BackgroundTaskRecord, intents
@@ -65,7 +66,7 @@ _INHERITED: list = []
 
 def record_for(job: Job) -> BackgroundTaskRecord:
     """An unsaved handle on the job's row: transitions need only its primary key."""
-    return BackgroundTaskRecord(pk=job.id)
+    return BackgroundTaskRecord(pk=record_id_for(job.id))
 
 
 class TrackingMixin:
@@ -297,7 +298,7 @@ class TrackingMixin:
         goes on: RQ may already have queued its retry, which another worker could start."""
         retry_at = timezone.now() + timedelta(seconds=retry_in) if retry_in else None
         try:
-            intent = outcome_intent(job.id, self._execution_id, status, timeout=job.timeout,
+            intent = outcome_intent(record_id_for(job.id), self._execution_id, status, timeout=job.timeout,
                                     started_at=job.started_at, finished_at=job.ended_at or timezone.now(),
                                     result=result, exc_string=exc_string, retry_at=retry_at)
             intent = with_hook(intent, job)  # a final failure runs the job's on-exhausted hook
@@ -312,14 +313,16 @@ class TrackingMixin:
 
     def _hand_start(self, job: Job, execution_id: str, pid: int | None, started_at) -> None:
         self._execution_id = execution_id
+        # A job enqueued through RQ itself may have no row yet: the start write adopts it (jobs.adopt).
         self.rows.submit(Write("start", job.id, intent=intents.Start(
-            job.id, execution_id, worker_name=self.name, hostname=HOSTNAME, pid=pid, started_at=started_at)))
+            record_id_for(job.id), execution_id, worker_name=self.name, hostname=HOSTNAME, pid=pid,
+            started_at=started_at, adopt=adopter(job))))
 
     def _may_requeue(self, job: Job) -> bool:
         """Whether an interrupted job goes back to its queue: not at-most-once, not interrupted
         JOBS_MAX_INTERRUPTIONS times already (the row decides; without the database, the setting)."""
         try:
-            row = BackgroundTaskRecord.objects.filter(pk=job.id).values("at_most_once", "interruptions").first()
+            row = BackgroundTaskRecord.objects.filter(pk=record_id_for(job.id)).values("at_most_once", "interruptions").first()
         except Exception:
             return not jobs_setting("JOBS_AT_MOST_ONCE")
         if row is None:
@@ -408,7 +411,7 @@ class Worker(TrackingMixin, rq.Worker):
             message = self._requeued[1]
             self._requeued = None
             self.rows.submit(Write("interruption", job.id, intent=intents.Interrupt(
-                job.id, self._execution_id, error_message=message, finished_at=timezone.now())))
+                record_id_for(job.id), self._execution_id, error_message=message, finished_at=timezone.now())))
             self.rows.flush()
             return
         try:
@@ -514,5 +517,5 @@ def set_progress(fraction: float | None, message: str = "") -> bool:
     job = get_current_job()
     if job is None:
         return False
-    return write_safely("progress", job.id, intents.Progress(job.id, _EXECUTION_ID, fraction=fraction,
+    return write_safely("progress", job.id, intents.Progress(record_id_for(job.id), _EXECUTION_ID, fraction=fraction,
                                                              message=message).apply)

@@ -12,6 +12,7 @@ from django.views.decorators.vary import vary_on_headers
 from django_htmx.http import HttpResponseClientRedirect
 
 from jobs import api, bulk, retry_policy, stats
+from jobs.adopt import relations
 from jobs.actions import ACTIONS
 from jobs.models import BackgroundTaskRecord
 
@@ -60,7 +61,7 @@ def _detail_context(record: BackgroundTaskRecord) -> dict:
     attempts = list(record.attempt_set.order_by("number"))
     _mark_waiting([record])
     return {"record": record, "attempts": attempts, "events": timeline(record, attempts),
-            "policy": retry_policy.describe(record)}
+            "policy": retry_policy.describe(record), "relations": relations(record)}
 
 
 @viewer_required

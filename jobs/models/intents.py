@@ -14,6 +14,7 @@ about an attempt that has no row creates that row, so every run is counted.
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import datetime
 
@@ -90,6 +91,8 @@ class Start(Intent):
     pid: int | None = None
     started_at: datetime | None = None
     by_clock: bool = False
+    # Writes the row when there is none (a job enqueued through RQ itself: jobs.adopt), once.
+    adopt: Callable[[], object] | None = field(default=None, repr=False, compare=False)
 
     def __post_init__(self):
         self.started_at = self.started_at or timezone.now()
@@ -114,6 +117,9 @@ class Start(Intent):
     def apply_orm(self) -> bool:
         with transaction.atomic():
             row = _locked_row(self.record_id)
+            if row is None and self.adopt is not None:
+                self.adopt()
+                row = _locked_row(self.record_id)
             if row is None:
                 return False
             attempt = _attempt_of(self.record_id, self.execution_id)

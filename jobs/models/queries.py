@@ -44,7 +44,7 @@ class RecordQuerySet(models.QuerySet):
 
     def search(self, text: str):
         """Rows whose id is `text` or starts with it (6 hex digits at least, dashes as shown or
-        none), or whose function, arguments or error contain it (any case).
+        none), whose custom RQ id is `text`, or whose function, arguments or error contain it (any case).
 
         Masked keyword arguments (jobs.masking) are never matched: a search answering yes or no
         would reveal a secret prefix by prefix. On PostgreSQL the match runs on one expression
@@ -60,6 +60,7 @@ class RecordQuerySet(models.QuerySet):
         except ValueError:
             pass
         by_id = Q(pk__range=id_prefix_range(text)) if id_prefix_range(text) else Q(pk__in=[])
+        by_id |= Q(rq_id=text)  # a custom RQ id (jobs.adopt), exactly as given to RQ
         if connection.vendor == "postgresql":
             return self.alias(search_text=SearchText(), public_text=PublicSearchText()).filter(
                 by_id | Q(search_text__contains=text.upper(), public_text__contains=text.upper()))

@@ -81,6 +81,16 @@ class BackgroundTaskRecord(models.Model):
         null=True, blank=True,
         help_text="Backoff, exception filters and on-exhausted hook (jobs.retry_policy); empty: retry_intervals.")
 
+    # Jobs enqueued through RQ itself (jobs.adopt): the RQ id when it is not the row's UUID
+    # (the row's id is then uuid5 of it), whether the arguments are only a preview, RQ's group.
+    rq_id = models.CharField(max_length=255, null=True, blank=True, db_index=True,
+                             help_text="The RQ job id when it is not this row's id (a custom id given to RQ).")
+    args_preview = models.BooleanField(
+        default=False, db_default=False,
+        help_text="The arguments were not JSON: what is stored is a preview, which cannot be run again.")
+    group_id = models.CharField(max_length=255, null=True, blank=True, db_index=True,
+                                help_text="The RQ Group this job was enqueued in.")
+
     objects = RecordQuerySet.as_manager()
 
     class Meta:
@@ -118,6 +128,11 @@ class BackgroundTaskRecord(models.Model):
     @property
     def is_final(self) -> bool:
         return self.status in FINAL_STATES
+
+    @property
+    def rq_job_id(self) -> str:
+        """The id of this record's RQ job: the row's id, unless RQ was given one of its own."""
+        return self.rq_id or str(self.pk)
 
     @property
     def func_name(self) -> str:
