@@ -86,11 +86,11 @@ def _move_in_redis(record: BackgroundTaskRecord, at: datetime | None, now: datet
     registry = queue.scheduled_job_registry
     score = calendar.timegm(at.utctimetuple()) if at else ""
     try:
-        if not queue.connection.eval(MOVE_SCRIPT, 1, registry.key, str(record.pk),
+        if not queue.connection.eval(MOVE_SCRIPT, 1, registry.key, record.rq_job_id,
                                      calendar.timegm(now.utctimetuple()), score):
             return False
         if at is None:  # out of the set: queue it as RQ's scheduler does a due job
-            job = Job.fetch(str(record.pk), connection=queue.connection)
+            job = Job.fetch(record.rq_job_id, connection=queue.connection)
             if job.has_rate_limit:  # through its limit (jobs.limits): it may wait for a slot
                 queue._enqueue_rate_limited_job(job)
             else:
