@@ -346,6 +346,12 @@ class Worker(TrackingMixin, rq.Worker):
         self._record_end(job)
         self.set_state(WorkerStatus.IDLE)
 
+    def fork_work_horse(self, job: Job, queue):
+        if connections["default"].vendor == "sqlite":  # never mid-transaction (RowWriter.between_passes)
+            with self.rows.between_passes():
+                return super().fork_work_horse(job, queue)
+        return super().fork_work_horse(job, queue)
+
     def main_work_horse(self, job: Job, queue):
         # The horse must never talk on the main process's connection: forget it without
         # closing it (closing would end the main process's session), so the job's own

@@ -31,12 +31,13 @@ its own, so no job waits for the database. The contract:
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import os
 import queue
 import threading
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from dataclasses import replace as dc_replace
 
@@ -167,6 +168,8 @@ class RowWriter:
         self._thread: threading.Thread | None = None
         self._start_lock = threading.Lock()
         self._hurry = threading.Event()
+        # Held while a pass talks to the database: see between_passes().
+        self._pass_lock = threading.Lock()
         self._performing_since: float | None = None  # monotonic start of the batch being written
 
     def submit(self, write: Write) -> None:
@@ -223,7 +226,9 @@ class RowWriter:
                 self._hurry.clear()
                 self._performing_since = time.monotonic()
                 try:
-                    if not self._perform(items):
+                    with self._pass_lock:
+                        go_on = self._perform(items)
+                    if not go_on:
                         return
                 except Exception:  # a bug here must neither end the thread nor strand a flush
                     logger.exception("%s: could not perform %d queued items", self.name, len(items))
@@ -234,6 +239,17 @@ class RowWriter:
                     self._performing_since = None
         finally:
             connections.close_all()  # this thread's own connection
+
+    @contextlib.contextmanager
+    def between_passes(self) -> Iterator[None]:
+        """Hold off the thread's next pass meanwhile, once the current one (if any) is done.
+
+        A forking worker forks inside this on SQLite: SQLite keeps its locks' bookkeeping in
+        process memory, so a work horse forked while this thread was inside a transaction
+        believes the lock still held by its own process, and its own writes (a job's
+        set_progress) wait on it for ever ("database is locked"). PostgreSQL needs none of it."""
+        with self._pass_lock:
+            yield
 
     def lag_seconds(self) -> float:
         """How long the writes being performed now have taken so far (0 when none are): how far

@@ -199,6 +199,40 @@ def test_a_forked_child_writes_inline_and_never_touches_the_queue(tmp_path):
     assert writer.close(10)
 
 
+def test_a_fork_waits_until_the_writer_is_between_passes():
+    """On SQLite a horse forked mid-transaction would believe its process still holds the
+    lock, and wait on its own writes for ever: the forking worker forks between passes."""
+    from django.db import transaction
+
+    writer = RowWriter()
+    inside, release, events = threading.Event(), threading.Event(), []
+
+    def slow_write():
+        with transaction.atomic():
+            BackgroundTaskRecord.objects.filter(pk=None).update(progress=0)
+            inside.set()
+            release.wait(10)
+            events.append("write done")
+        return True
+
+    writer.submit(Write("slow", "-", slow_write))
+    assert inside.wait(10)
+    entered = threading.Event()
+
+    def fork_side():
+        with writer.between_passes():
+            events.append("fork")
+            entered.set()
+
+    forker = threading.Thread(target=fork_side)
+    forker.start()
+    assert not entered.wait(0.3), "the fork went ahead inside the writer's transaction"
+    release.set()
+    forker.join(10)
+    assert events == ["write done", "fork"]
+    assert writer.close(10)
+
+
 def test_writes_lost_to_a_database_outage_converge_after_reconcile(start_worker, redis_conn, settings):
     """The database is unreachable for the worker's whole run: every queued write fails (batches,
     then one at a time), the burst worker still exits, and the reconciler repairs every row."""
