@@ -29,9 +29,17 @@ def fault_servers(request):
     servers.destroy()
 
 
+@pytest.hookimpl(wrapper=True, tryfirst=True)
+def pytest_runtest_makereport(item, call):
+    report = yield
+    setattr(item, f"report_{report.when}", report)
+    return report
+
+
 @pytest.fixture
-def rig(fault_servers, tmp_path):
-    """Empty tables and Redis (both private), a fresh execution log; every process stopped at teardown."""
+def rig(request, fault_servers, tmp_path):
+    """Empty tables and Redis (both private), a fresh execution log; every process stopped at
+    teardown, and a failed test's worker logs printed (their tail), to say why."""
     rig = Rig(fault_servers, tmp_path)
     rig.db.execute("TRUNCATE jobs_taskattempt, jobs_backgroundtaskrecord, jobs_auditentry, jobs_queuesample")
     from redis import Redis
@@ -39,3 +47,6 @@ def rig(fault_servers, tmp_path):
     Redis.from_url(fault_servers.redis.url).flushall()  # our own server, never the shared one
     yield rig
     rig.stop_all()
+    report = getattr(request.node, "report_call", None)
+    if report is not None and report.failed:
+        print("--- worker logs (tail) ---\n" + rig.worker_log()[-6000:])

@@ -144,7 +144,6 @@ def cancel_race(seconds: float, after: float) -> dict:
     from django.utils import timezone
 
     from jobs import api
-    from jobs.models import BackgroundTaskRecord
 
     record = api.enqueue(WORK, seconds)
     deadline = time.monotonic() + 30

@@ -274,8 +274,9 @@ class Rig:
         return "\n".join(w.output() for w in self.workers)
 
 
-def wait_until(predicate, timeout: float, interval: float = 0.25, message: str = "condition"):
-    """Poll `predicate` until truthy, tolerating a database that is briefly unreachable."""
+def wait_until(predicate, timeout: float, interval: float = 0.25, message="condition"):
+    """Poll `predicate` until truthy, tolerating a database that is briefly unreachable.
+    `message` may be a function: it is then read at the time-out, to say how things ended."""
     deadline = time.monotonic() + timeout
     last_error = None
     while time.monotonic() < deadline:
@@ -286,5 +287,10 @@ def wait_until(predicate, timeout: float, interval: float = 0.25, message: str =
         if value:
             return value
         time.sleep(interval)
+    if callable(message):
+        try:
+            message = message()
+        except Exception as exc:  # noqa: BLE001 - the server the message reads may be down
+            message = f"(the message could not be read: {exc})"
     raise AssertionError(f"timed out after {timeout} s waiting for {message}" +
                          (f" (last error: {last_error})" if last_error else ""))

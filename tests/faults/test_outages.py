@@ -98,7 +98,7 @@ def test_postgres_stopped_for_10_s_mid_run_no_crash_loop_and_every_job_recorded(
     rig.servers.pg.start()
     back_at, back = time.time(), time.monotonic()
     wait_until(lambda: rig.active_count() == 0, timeout=120, interval=0.5,
-               message=f"every row to end (now {rig.status_counts()})")
+               message=lambda: f"every row to end (now {rig.status_counts()})")
     took = time.monotonic() - back
     in_window = sum(1 for line in rig.execution_log.read_text().splitlines()
                     if stopped_at <= float(line.split()[2]) <= back_at)
@@ -133,7 +133,7 @@ def test_redis_unreachable_at_enqueue_rows_stay_pending_then_are_pushed(rig):
                == 100, timeout=60, message="reconcile to push every row")
     pushed_after = time.monotonic() - back
     wait_until(lambda: rig.status_counts() == {"completed": 100}, timeout=90, interval=0.5,
-               message=f"every job to complete (now {rig.status_counts()})")
+               message=lambda: f"every job to complete (now {rig.status_counts()})")
     took = time.monotonic() - back
     print(f"\nredis unreachable at enqueue: 100/100 rows stayed pending (50 enqueue, 50 enqueue_many); "
           f"all pushed {pushed_after:.1f} s and completed {took:.1f} s after Redis returned; each ran once")

@@ -99,7 +99,7 @@ def test_workers_and_horses_killed_mid_run_lose_nothing_and_run_nothing_twice(ri
 
     # Everything ends: the kills settle within the limit and the rest of the run drains.
     wait_until(lambda: (settling.poll(), rig.active_count() == 0)[1], timeout=240, interval=0.5,
-               message=f"all jobs to end (left: {rig.status_counts()})")
+               message=lambda: f"all jobs to end (left: {rig.status_counts()})")
     settling.poll()
     total = time.monotonic() - started
 
