@@ -86,7 +86,9 @@ def job_action(request, pk, action):
     except (ValueError, TypeError) as exc:  # the input an action asks for (a new time) is not valid
         return _refused(request, record, str(exc), 400)
     except api.ActionNotAllowed as exc:
-        if action.asks or action.verb == "run-now":  # scheduled jobs: say it with a 409, not a redirect
+        # Scheduled jobs, and a job that can never run again here (its queue was removed, or only a
+        # preview of its arguments is stored): say it with a 409 and the job's page, not a redirect.
+        if action.asks or action.verb == "run-now" or isinstance(exc, (api.QueueGone, api.ArgumentsNotStored)):
             return _refused(request, record, str(exc), 409)
         text, ok = str(exc), False
     if request.htmx and action.removes and ok and request.htmx.target == "job-live":

@@ -71,3 +71,21 @@ def test_the_admin_changelist_answers_a_bad_lookup_without_a_500(admin_client, m
     assert response.status_code == 302 and response["Location"].endswith("?e=1")
     assert admin_client.get(response["Location"]).status_code == 200
     assert BackgroundTaskRecord.objects.count() == 1
+
+
+def test_actions_on_a_job_of_a_removed_queue_answer_4xx_or_work(operator, make_record, redis_conn, settings):
+    failed = make_record("failed", queue="low")
+    pending = make_record("pending", queue="low")
+    settings.RQ_QUEUES = {name: config for name, config in settings.RQ_QUEUES.items() if name != "low"}
+    for extra in ({}, hx("job-live")):
+        response = operator.post(reverse("job_retry", args=[failed.pk]), **extra)
+        assert response.status_code == 409
+        assert "no longer configured" in response.content.decode() or "no longer configured" in response.get(
+            "HX-Trigger", "")
+    failed.refresh_from_db()
+    assert failed.status == Status.FAILED  # refused before the row changed: never stuck pending
+    cancelled = operator.post(reverse("job_cancel", args=[pending.pk]), {"confirmed": "1"})
+    assert cancelled.status_code == 302
+    assert BackgroundTaskRecord.objects.get(pk=pending.pk).status == Status.CANCELLED
+    deleted = operator.post(reverse("job_delete", args=[failed.pk]), {"confirmed": "1"})
+    assert deleted.status_code == 302 and not BackgroundTaskRecord.objects.filter(pk=failed.pk).exists()
