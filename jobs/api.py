@@ -487,6 +487,6 @@ def _set_paused(queue_name: str, paused: bool, user) -> None:
 
 
 # Worker controls live in jobs.control (this module was past 400 lines); they are part of the api.
-from .control import QUIET_WORKERS_KEY, quiet_worker, quiet_workers, stop_worker, unquiet_worker  # noqa: F401
+from .control import QUIET_KEY, quiet_worker, quiet_workers, stop_worker, unquiet_worker  # noqa: F401
 from .scheduled import reschedule, run_now  # noqa: F401 (scheduled jobs: run now, move)
 from .unique import save_unique  # unique jobs: their INSERT, in a savepoint (enqueue calls it)

@@ -12,17 +12,15 @@ from rq.worker_registration import REDIS_WORKER_KEYS
 from .actions import ACTIONS
 from .api import ActionNotAllowed, audit, permit
 from .connection import REDIS_ERRORS, get_connection
+# The contract with the worker's dequeue loop: a worker whose name is in this set finishes its
+# current job and takes no new one. RQ has no "quiet" command of its own.
 from .worker import QUIET_KEY
-
-# The contract with the worker's dequeue loop (jobs.worker): a worker whose name is in this
-# set finishes its current job and takes no new one. RQ has no "quiet" command of its own.
-QUIET_WORKERS_KEY = QUIET_KEY  # the worker reads it before each job it takes
 
 
 def quiet_workers() -> set[str]:
     """Names of the workers an operator quieted (empty if Redis does not answer: the page says so already)."""
     try:
-        return {m.decode() for m in get_connection().smembers(QUIET_WORKERS_KEY)}
+        return {m.decode() for m in get_connection().smembers(QUIET_KEY)}
     except REDIS_ERRORS:
         return set()
 
@@ -31,14 +29,14 @@ def quiet_worker(name: str, user=None) -> None:
     """Let a worker finish its current job and take no new one, until unquieted."""
     permit(user, "quiet")
     _registered_worker(name)
-    get_connection().sadd(QUIET_WORKERS_KEY, name)
+    get_connection().sadd(QUIET_KEY, name)
     audit(user, ACTIONS["quiet"].audit, worker=name)
 
 
 def unquiet_worker(name: str, user=None) -> None:
     """Let a quieted worker take jobs again (allowed for a worker that is gone: it clears the mark)."""
     permit(user, "unquiet")
-    if not get_connection().srem(QUIET_WORKERS_KEY, name):
+    if not get_connection().srem(QUIET_KEY, name):
         raise ActionNotAllowed(f"worker {name!r} is not quiet")
     audit(user, ACTIONS["unquiet"].audit, worker=name)
 

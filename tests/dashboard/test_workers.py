@@ -37,11 +37,11 @@ def test_quiet_and_unquiet_with_htmx(operator, worker, redis_conn):
     assert ">Quiet</button>" in row and ">Stop</button>" in row and "hx-confirm=" in row
     response = operator.post(reverse("worker_quiet", args=[worker.name]), {"confirmed": "1"}, **hx("worker-table"))
     assert response.status_code == 200 and "jobs-changed" in response["HX-Trigger"]
-    assert redis_conn.sismember(api.QUIET_WORKERS_KEY, "ctl-worker")
+    assert redis_conn.sismember(api.QUIET_KEY, "ctl-worker")
     row = response.content.decode().split('id="worker-ctl-worker"')[1].split("</tr>")[0]
     assert ">quiet</span>" in row and ">Unquiet</button>" in row
     operator.post(reverse("worker_unquiet", args=[worker.name]), **hx("worker-table"))
-    assert not redis_conn.sismember(api.QUIET_WORKERS_KEY, "ctl-worker")
+    assert not redis_conn.sismember(api.QUIET_KEY, "ctl-worker")
     assert list(AuditEntry.objects.order_by("id").values_list("action", "detail")) == [
         ("quiet", {"worker": "ctl-worker"}), ("unquiet", {"worker": "ctl-worker"})]
 
@@ -66,7 +66,7 @@ def test_stopping_a_worker_nobody_hears_is_refused_clearly(operator, worker):
 def test_an_unknown_worker_is_refused(operator, redis_conn):
     response = operator.post(reverse("worker_quiet", args=["nobody"]), {"confirmed": "1"}, **hx("worker-table"))
     assert response.status_code == 409 and "no worker named" in response["HX-Trigger"]
-    assert not redis_conn.exists(api.QUIET_WORKERS_KEY)
+    assert not redis_conn.exists(api.QUIET_KEY)
 
 
 def test_worker_controls_need_their_permission(reader, worker, redis_conn):
@@ -75,7 +75,7 @@ def test_worker_controls_need_their_permission(reader, worker, redis_conn):
     for verb in ("quiet", "unquiet", "stop"):
         assert reader.post(reverse(f"worker_{verb}", args=[worker.name]), {"confirmed": "1"}).status_code == 403
     assert reader.get(reverse("worker_stop", args=[worker.name])).status_code == 405
-    assert not redis_conn.exists(api.QUIET_WORKERS_KEY) and not AuditEntry.objects.exists()
+    assert not redis_conn.exists(api.QUIET_KEY) and not AuditEntry.objects.exists()
 
 
 @pytest.mark.django_db(transaction=True)
