@@ -123,7 +123,8 @@ def build_record(func_or_path, args: Sequence = (), kwargs: dict | None = None, 
                  policy: dict | None = None, limit: tuple[str, int] | None = None) -> BackgroundTaskRecord:
     """Validate one call and return its unsaved record. Raises TypeError/ValueError on bad input.
 
-    `limit`: (key, concurrency), see jobs.limits. `policy` is the record's retry_policy, from retry_policy.build (enqueue's backoff options).
+    `limit`: (key, concurrency), see jobs.limits. `policy` is the record's retry_policy, from
+    retry_policy.build (enqueue's backoff options).
     `record_id` gives the row (and RQ job) a chosen id instead of a random one: a caller that
     derives it from what the job is for (jobs.periodic: entry and time slot) gets at most one
     row per id, since a second save_and_push of it fails on the primary key.
@@ -135,8 +136,10 @@ def build_record(func_or_path, args: Sequence = (), kwargs: dict | None = None, 
     _check_json(args, kwargs)
     limit_key, limit_concurrency = limits.check(limit)
     now = timezone.now()
-    return _new_record(limit_key=limit_key, limit_concurrency=limit_concurrency, func_path=func_path, args=list(args), kwargs=dict(kwargs), enqueued_at=now,
-                       unique_key=validation.unique_key(unique_key), retry_policy=policy, scheduled_for=now + timedelta(seconds=delay_s) if delay_s else None, **options,
+    return _new_record(func_path=func_path, args=list(args), kwargs=dict(kwargs), enqueued_at=now,
+                       scheduled_for=now + timedelta(seconds=delay_s) if delay_s else None,
+                       unique_key=validation.unique_key(unique_key), retry_policy=policy,
+                       limit_key=limit_key, limit_concurrency=limit_concurrency, **options,
                        **({"id": record_id} if record_id is not None else {}))
 
 

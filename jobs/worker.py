@@ -322,9 +322,10 @@ class TrackingMixin:
         """Whether an interrupted job goes back to its queue: not at-most-once, not interrupted
         JOBS_MAX_INTERRUPTIONS times already (the row decides; without the database, the setting)."""
         try:
-            row = BackgroundTaskRecord.objects.filter(pk=record_id_for(job.id)).values("at_most_once", "interruptions").first()
+            row = (BackgroundTaskRecord.objects.filter(pk=record_id_for(job.id))
+                   .values("at_most_once", "interruptions").first())
         except Exception:
-            return not jobs_setting("JOBS_AT_MOST_ONCE")
+            row = None
         if row is None:
             return not jobs_setting("JOBS_AT_MOST_ONCE")
         return not row["at_most_once"] and row["interruptions"] < jobs_setting("JOBS_MAX_INTERRUPTIONS")
