@@ -38,6 +38,7 @@ from .connection import get_connection, get_queue, is_configured, log_unknown_qu
 from .models import BackgroundTaskRecord, Status, intents
 from .adopt import push_again, record_id_for, sweep_queue
 from .outcomes import apply_status
+from .values import safe_str, type_name
 
 logger = logging.getLogger(__name__)
 CHUNK = 500
@@ -91,8 +92,9 @@ def reconcile_records(*, dry_run: bool = False) -> Report:
     active = (BackgroundTaskRecord.objects
               .filter(Q(status=Status.RUNNING) | Q(status=Status.PENDING, enqueued_at__lt=now - grace))
               .only("id", "status", "queue_name", "pushed_at", "scheduled_for", "started_at", "worker_name",
-                    "attempts", "interruptions", "at_most_once", "max_retries", "timeout", "cancel_requested_at", "execution_id", "func_path", "args",
-                    "kwargs", "retry_intervals", "enqueued_at", "rq_id", "args_preview")
+                    "attempts", "interruptions", "at_most_once", "max_retries", "timeout", "cancel_requested_at",
+                    "execution_id", "func_path", "args", "kwargs", "retry_intervals", "enqueued_at", "rq_id",
+                    "args_preview")
               .order_by("enqueued_at"))
     batch: list[BackgroundTaskRecord] = []
     for record in active.iterator(chunk_size=CHUNK):
@@ -183,10 +185,7 @@ _SKIPPED: dict[str, str] = {}
 
 def _skip(record: BackgroundTaskRecord, exc: Exception, report: Report) -> None:
     """Report a record this pass could not repair; log it the first time only."""
-    try:
-        why = f"{exc.__class__.__name__}: {exc}"[:500]
-    except Exception:
-        why = exc.__class__.__name__
+    why = f"{type_name(exc)}: {safe_str(exc, 480)}"
     report.errors.append(f"{record.pk}: {why}")
     if _SKIPPED.get(str(record.pk)) != why:
         if len(_SKIPPED) > 10_000:
@@ -334,7 +333,8 @@ def _sync(record: BackgroundTaskRecord, status: JobStatus, report: Report, worke
         exc_string = "the attempt failed while its hook could not write; RQ scheduled a retry"
     execution_id = (result.execution_id if result and result.execution_id and status in TERMINAL else None)
     apply_status(record, status, exc_string=exc_string, result=value, timeout=record.timeout,
-                 finished_at=rq_job.ended_at or timezone.now(), execution_id=execution_id or record.execution_id or None)
+                 finished_at=rq_job.ended_at or timezone.now(),
+                 execution_id=execution_id or record.execution_id or None)
 
 
 def _settle_lost(record: BackgroundTaskRecord, report: Report, heartbeat_at: datetime | None,
