@@ -38,7 +38,7 @@ from .connection import get_connection, get_queue, is_configured, log_unknown_qu
 from .models import BackgroundTaskRecord, Status, intents
 from .adopt import push_again, record_id_for, sweep_queue
 from .outcomes import apply_status
-from .values import safe_str, type_name
+from .values import error_text
 
 logger = logging.getLogger(__name__)
 CHUNK = 500
@@ -185,7 +185,7 @@ _SKIPPED: dict[str, str] = {}
 
 def _skip(record: BackgroundTaskRecord, exc: Exception, report: Report) -> None:
     """Report a record this pass could not repair; log it the first time only."""
-    why = f"{type_name(exc)}: {safe_str(exc, 480)}"
+    why = error_text(exc)
     report.errors.append(f"{record.pk}: {why}")
     if _SKIPPED.get(str(record.pk)) != why:
         if len(_SKIPPED) > 10_000:

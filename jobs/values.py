@@ -146,10 +146,14 @@ def capped_result(value):
     return value
 
 
+def error_text(error: BaseException, limit: int = 500) -> str:
+    """'Type: message' of an exception, for a log line or a stored note; never raises."""
+    return cut(f"{type_name(error)}: {safe_str(error, limit)}", limit)
+
+
 def unreadable_result(error: BaseException) -> dict:
     """The stored result of a job whose return value was saved but cannot be read back (unpickled)."""
-    return {"repr": f"<the return value could not be read back: {type_name(error)}: {safe_str(error, 500)}>",
-            "note": "not readable"}
+    return {"repr": f"<the return value could not be read back: {error_text(error)}>", "note": "not readable"}
 
 
 def progress_message(message: object) -> str:

@@ -46,7 +46,7 @@ from django.db import connections
 from . import dbtimeouts, fastpath
 from .conf import jobs_setting
 from .models import intents
-from .values import safe_repr, safe_str
+from .values import error_text, safe_repr, safe_str
 
 logger = logging.getLogger(__name__)
 
@@ -113,7 +113,7 @@ class Write:
         try:
             return bool(apply())
         except Exception as exc:
-            why = _why(exc)
+            why = error_text(exc)
             logger.warning("could not write %s of job %s in full (%s); writing what can be stored",
                            self.what, self.job_id, why)
             _reset_connections()
@@ -124,14 +124,6 @@ class Write:
                              self.what, self.job_id)
             _reset_connections()
             return False
-
-
-def _why(exc: BaseException) -> str:
-    try:
-        text = f"{type(exc).__name__}: {exc}"
-    except Exception:
-        text = type(exc).__name__
-    return safe_str(text, 500)
 
 
 def reduced(intent: intents.Intent, why: str) -> intents.Intent:
