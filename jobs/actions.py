@@ -122,9 +122,12 @@ ACTIONS: dict[str, Action] = {action.verb: action for action in (
            "start it again on its host."),
     # Periodic entries (jobs.periodic, the Crons page): the function is jobs.periodic's, by name.
     Action("cron-pause", "jobs.control_cron", "cron-pause", "pause", "cron", "Pause", "paused", " warn",
-           "Pause periodic entry {name}? Its slots are skipped until resumed (and not caught up)."),
-    Action("cron-resume", "jobs.control_cron", "cron-resume", "resume", "cron", "Resume", "resumed"),
-    Action("cron-run", "jobs.control_cron", "cron-run", "run_now", "cron", "Run now", "run enqueued now"),
+           "Pause periodic entry {name}? Its slots are skipped until resumed (and not caught up).",
+           message="{name}: {outcome}."),
+    Action("cron-resume", "jobs.control_cron", "cron-resume", "resume", "cron", "Resume", "resumed",
+           message="{name}: {outcome}."),
+    Action("cron-run", "jobs.control_cron", "cron-run", "run_now", "cron", "Run now", "run enqueued now",
+           message="{name}: {outcome}."),
 )}
 BULK_VERBS = tuple(verb for verb, action in ACTIONS.items() if action.bulk)
 

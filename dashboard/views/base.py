@@ -11,6 +11,8 @@ from django.utils import timezone
 from django.utils.http import url_has_allowed_host_and_scheme
 from django_htmx.http import HttpResponseStopPolling, trigger_client_event
 
+from jobs.api import ActionNotAllowed
+
 CHANGED = "jobs-changed"  # the HX-Trigger event after any action: polled regions refresh at once
 
 
@@ -68,3 +70,15 @@ def acted(request: HttpRequest, text: str, *, ok: bool = True, next_url: str,
     trigger_client_event(response, CHANGED)
     trigger_client_event(response, "dashboard:message", {"level": "success" if ok else "error", "text": text})
     return response
+
+
+def act_on(request: HttpRequest, action, name: str, *, next_url: str, fragment) -> HttpResponse:
+    """Run an action of jobs.actions on the target named `name` (a queue, a worker, a cron entry)
+    as the request's user, then answer as `acted` does: a refusal is its message (a 409 under
+    htmx), never a 500. `fragment()` renders the region an htmx request swaps back."""
+    try:
+        outcome = action.run(name, request.user)
+        text, ok = action.said(name, outcome), True
+    except ActionNotAllowed as exc:
+        text, ok = str(exc), False
+    return acted(request, text, ok=ok, next_url=next_url, fragment=fragment() if request.htmx else None)

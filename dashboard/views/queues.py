@@ -18,7 +18,7 @@ from jobs.models import QueueSample
 from .. import charts
 from ..access import action_required, viewer_required
 from ..health import jobs_url
-from .base import acted, render_fragment, render_page, rendered_regions
+from .base import act_on, render_fragment, render_page, rendered_regions
 from .pages import count_workers, read_queues, read_workers
 
 # window name → (span, bucket size)
@@ -75,11 +75,11 @@ def queue_list(request):
 def queue_action(request, name, action):
     if name not in settings.RQ_QUEUES:
         raise Http404(f"No queue named {name!r}.")
-    action = ACTIONS[action]
-    action.run(name, request.user)
-    fragment = None
-    if request.htmx:
-        queues, _ = read_queues(timezone.now())
-        queue = next(q for q in queues if q.name == name)
-        fragment = render_fragment(request, "dashboard/partials/queue_row.html", {"queue": queue})
-    return acted(request, action.said(name), next_url=reverse("queue_list"), fragment=fragment)
+    return act_on(request, ACTIONS[action], name, next_url=reverse("queue_list"),
+                  fragment=lambda: _queue_row(request, name))
+
+
+def _queue_row(request, name: str):
+    queues, _ = read_queues(timezone.now())
+    queue = next(q for q in queues if q.name == name)
+    return render_fragment(request, "dashboard/partials/queue_row.html", {"queue": queue})

@@ -6,11 +6,10 @@ from django.shortcuts import render
 from django.urls import reverse
 from django.utils import timezone
 
-from jobs import api
 from jobs.actions import ACTIONS
 
 from ..access import action_required
-from .base import acted, render_page
+from .base import act_on, render_page
 from .pages import worker_context
 
 
@@ -20,12 +19,5 @@ def worker_action(request, name, action):
     if action.confirm and not request.POST.get("confirmed"):  # without JavaScript: ask on a page of its own
         return render(request, "dashboard/confirm.html", {"question": action.question(name), "action": action,
                                                           "back": reverse("worker_list"), "now": timezone.now()})
-    try:
-        action.run(name, request.user)
-        text, ok = action.said(name), True
-    except api.ActionNotAllowed as exc:
-        text, ok = str(exc), False
-    fragment = None
-    if request.htmx:
-        fragment = render_page(request, "dashboard/worker_list.html", worker_context(), ("worker-table",))
-    return acted(request, text, ok=ok, next_url=reverse("worker_list"), fragment=fragment)
+    return act_on(request, action, name, next_url=reverse("worker_list"), fragment=lambda: render_page(
+        request, "dashboard/worker_list.html", worker_context(), ("worker-table",)))
